@@ -24,10 +24,10 @@ DEB_PKGS  = build-essential pkg-config libesmtp-dev libconfig-dev libssl-dev \
             python3-cryptography clang libclang-rt-14-dev iproute2 util-linux \
             man-db
 
-CORE_SRC  = src/errors.c src/address.c src/config.c src/options.c \
-            src/message.c src/queue.c src/log.c
-SEND_SRC  = src/deliver.c compat/bridge.c compat/tls.c
+# Core modules: everything in src/ but main and the libESMTP user.
+CORE_SRC  = $(filter-out $(MAIN_SRC) src/deliver.c,$(wildcard src/*.c))
 MAIN_SRC  = src/switchmail.c
+SEND_SRC  = src/deliver.c compat/bridge.c compat/tls.c
 
 CORE_OBJ  = $(CORE_SRC:%.c=$(BUILD)/%.o)
 SEND_OBJ  = $(SEND_SRC:%.c=$(BUILD)/%.o)
