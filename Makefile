@@ -12,7 +12,8 @@ PYTHON    = /usr/bin/python3
 BUILD    ?= build
 
 WARN      = -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
-            -Wmissing-prototypes -fno-common -Werror
+            -Wmissing-prototypes -fno-common -Werror \
+            -Wno-format-truncation  # snprintf truncation is intended
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -Isrc -Icompat \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -27,7 +28,7 @@ DEB_PKGS  = build-essential pkg-config libesmtp-dev libconfig-dev libssl-dev \
 # Core modules: everything in src/ but main and the libESMTP user.
 CORE_SRC  = $(filter-out $(MAIN_SRC) src/deliver.c,$(wildcard src/*.c))
 MAIN_SRC  = src/switchmail.c
-SEND_SRC  = src/deliver.c compat/bridge.c compat/tls.c
+SEND_SRC  = src/deliver.c compat/bridge.c compat/tls.c compat/interpose.c
 
 CORE_OBJ  = $(CORE_SRC:%.c=$(BUILD)/%.o)
 SEND_OBJ  = $(SEND_SRC:%.c=$(BUILD)/%.o)

@@ -1,0 +1,107 @@
+/*
+ * bridge.h - the transport under libESMTP (DESIGN §6).
+ *
+ * libESMTP speaks SMTP; the bridge owns the network.  bridge_open() resolves
+ * the host with a bound, connects with a bound and TCP_NODELAY, does TLS with
+ * our own context (implicitly for "ssl"; for "starttls" it reads the greeting,
+ * sends EHLO, requires STARTTLS, upgrades) and reads the greeting.  Then
+ * bridge_attach() arms connect(): libESMTP's next connect() to the sentinel
+ * address BRIDGE_SENTINEL_HOST:BRIDGE_SENTINEL_PORT receives one end of an
+ * AF_UNIX socketpair, private to this process, whose other end a thread
+ * relays to and from the server.  Because it sees every byte, the relay
+ * replays the greeting, stops the session after a failed AUTH (libESMTP would
+ * carry on unauthenticated), refuses MAIL before AUTH when credentials are
+ * required, and writes the -v transcript with AUTH masked.
+ *
+ * Nothing here knows about messages, the queue or the configuration file.
+ */
+#ifndef SWITCHMAIL_BRIDGE_H
+#define SWITCHMAIL_BRIDGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "tls.h"
+
+#define BRIDGE_SENTINEL_HOST "127.0.0.1"
+#define BRIDGE_SENTINEL_PORT "0"
+#define BRIDGE_REPLY_MAX 4096 /* octets of one server reply we keep */
+
+enum bridge_mode { BRIDGE_PLAIN, BRIDGE_SSL, BRIDGE_STARTTLS };
+
+/* Why a transport failed.  Every kind is a temporary failure for the queue
+ * (the admin or the network will fix it) except where noted. */
+enum bridge_fail {
+	BF_NONE,
+	BF_DNS,          /* host name not found / lookup failed or timed out */
+	BF_REFUSED,      /* TCP connection refused */
+	BF_UNREACHABLE,  /* network or host unreachable */
+	BF_CONNECT_TIMEOUT, /* no TCP answer within the timeout (SYN dropped) */
+	BF_TIMEOUT,      /* the server stopped answering */
+	BF_CLOSED,       /* the server closed the connection */
+	BF_GREETING,     /* greeting other than 220 */
+	BF_NO_STARTTLS,  /* encryption tls, STARTTLS not offered */
+	BF_EXPECTS_TLS,  /* mode ssl, server speaks plaintext SMTP first */
+	BF_EXPECTS_SSL,  /* mode tls/none, server speaks TLS first */
+	BF_TLS_CERT,     /* certificate verification failed */
+	BF_TLS_PIN,      /* pinned fingerprint mismatch */
+	BF_TLS_HANDSHAKE, /* handshake failed otherwise */
+	BF_AUTH,         /* AUTH refused (reply kept) */
+	BF_NO_AUTH,      /* credentials set, server offers no usable AUTH */
+	BF_IO,           /* local failure (socketpair, thread, memory) */
+};
+
+struct bridge_params {
+	const char *host;       /* as configured: DNS, SNI and name check */
+	int port;
+	enum bridge_mode mode;
+	int timeout;            /* seconds: DNS+connect, each reply wait */
+	const char *ehlo_name;  /* our name for the STARTTLS EHLO */
+	struct tls_params tls;  /* CA file, pin, verify */
+	bool require_auth;      /* credentials configured: MAIL needs AUTH */
+	FILE *transcript;       /* -v: protocol lines go here, or NULL */
+};
+
+struct bridge_status {
+	enum bridge_fail fail;
+	char msg[1024];              /* one sentence: what and the fix */
+	char reply[BRIDGE_REPLY_MAX]; /* the server's reply, printable, or "" */
+	char tls_summary[512];       /* "TLSv1.3 TLS_AES_256_GCM_SHA384" …; "" */
+	char auth_offered[256];      /* the EHLO AUTH line's mechanisms, or "" */
+	bool authenticated;
+	bool used_tls;
+};
+
+struct bridge;
+
+/* EHLO keywords the relay saw in the server's last EHLO reply. */
+#define BRIDGE_EXT_8BITMIME 0x1u
+#define BRIDGE_EXT_SMTPUTF8 0x2u
+#define BRIDGE_EXT_PIPELINING 0x4u
+#define BRIDGE_EXT_CHUNKING 0x8u
+#define BRIDGE_EXT_SIZE 0x10u
+
+/* Connect to params->host:port and make the channel ready (TLS, greeting
+ * read).  Returns a bridge, or NULL with st filled.  params' strings are
+ * copied. */
+struct bridge *bridge_open(const struct bridge_params *params,
+			   struct bridge_status *st);
+
+/* Arm connect(): libESMTP's next connect() to the sentinel gets this
+ * bridge's channel and the relay thread starts.  Returns 0 or -1 (st). */
+int bridge_attach(struct bridge *b, struct bridge_status *st);
+
+/* Wait for the relay to end (libESMTP closed its end, or the server did),
+ * copy the final status into st, free everything.  Accepts NULL. */
+void bridge_close(struct bridge *b, struct bridge_status *st);
+
+/* The BRIDGE_EXT_* bits of the server's last EHLO reply relayed so far.
+ * Safe to call from libESMTP's callbacks while the relay runs: the relay
+ * records a reply before libESMTP can read it. */
+unsigned bridge_extensions(const struct bridge *b);
+
+/* A short name for a failure kind ("dns", "tls-certificate", …). */
+const char *bridge_fail_name(enum bridge_fail f);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * tls.h - the OpenSSL client context: TLS >= 1.2, chain and host-name
+ * verification against the configured host (not a CNAME target), SNI,
+ * optional CA file, optional sha256 pin.  Only compat/ includes OpenSSL.
+ */
+#ifndef SWITCHMAIL_TLS_H
+#define SWITCHMAIL_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct tls_params {
+	const char *ca_file;     /* NULL: the system store */
+	const char *fingerprint; /* "sha256:<64 lower hex>" or NULL */
+	bool verify;             /* false: no checks at all (warned) */
+};
+
+enum tls_result { TLS_OK, TLS_ERR_CERT, TLS_ERR_PIN, TLS_ERR_HANDSHAKE,
+		  TLS_ERR_PLAINTEXT, TLS_ERR_TIMEOUT, TLS_ERR_CLOSED };
+
+struct tls_conn;
+
+/* Handshake over the connected socket fd (made non-blocking here) with SNI
+ * and name checks for host, within deadline_ms (CLOCK_MONOTONIC
+ * milliseconds), then verify the peer.  On success returns TLS_OK and *out;
+ * else a tls_result with msg filled: one sentence naming the cause (expired,
+ * not yet valid, unknown CA, other names, pin mismatch…) and the fix. */
+enum tls_result tls_connect(int fd, const char *host,
+			    const struct tls_params *p, long long deadline_ms,
+			    struct tls_conn **out, char *msg, size_t msgsize);
+
+/* Read up to len bytes: >0 bytes, 0 on clean close, -1 on error,
+ * -2 when no application data is ready yet (poll for POLLIN again). */
+long tls_read(struct tls_conn *c, void *buf, size_t len);
+
+/* Write all len bytes, polling until deadline_ms.  Returns 0 or -1. */
+int tls_write_all(struct tls_conn *c, const void *buf, size_t len,
+		  long long deadline_ms);
+
+/* Whether decrypted bytes wait inside OpenSSL (poll would not show them). */
+bool tls_pending(struct tls_conn *c);
+
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384, subject CN=…, issuer CN=…". */
+void tls_describe(struct tls_conn *c, char *buf, size_t size);
+
+/* Send close_notify (best effort) and free.  Does not close fd.  NULL ok. */
+void tls_close(struct tls_conn *c);
+
+/* CLOCK_MONOTONIC now, in milliseconds. */
+long long tls_now_ms(void);
+
+#endif
