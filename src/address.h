@@ -42,7 +42,11 @@ bool address_valid(const char *addr, const char **why);
  * groups add nothing.  Each appended address is checked by address_valid().
  * Returns 0, or -1 with err filled (EX_DATAERR, naming the bad part) on
  * syntax errors, invalid addresses, or more than ADDRESS_LIST_MAX entries in
- * out.  On failure, out may hold the addresses parsed before the error. */
+ * out.  On failure, out may hold the addresses parsed before the error.
+ * CR and LF count only as folding (CRLF or LF followed by a space or tab)
+ * or as one CRLF or LF ending the text (a header field's terminator); any
+ * other line break, NUL or control character is an error.  Out of memory:
+ * EX_OSERR. */
 int address_list_parse(const char *text, size_t len, struct addrlist *out,
 		       struct sm_error *err);
 
@@ -68,7 +72,8 @@ struct alias_entry {
  * is an error); any other bare name gets "@" default_domain appended.  With
  * default_domain NULL or empty, a bare name left over is an error.
  * Duplicates are removed.  Returns 0, or -1 with err filled (EX_DATAERR for
- * an unresolvable name or alias loop, naming it and the fix). */
+ * an unresolvable name or alias loop, naming it and the fix).  On failure
+ * list is unchanged.  One call visits at most 100000 names (alias fan-out). */
 int address_resolve(struct addrlist *list, const struct alias_entry *aliases,
 		    size_t naliases, const char *default_domain,
 		    struct sm_error *err);

@@ -325,10 +325,13 @@ static int extract(struct headers *h, bool resent, struct message_info *info,
 			if (!field_is(h, &h->f[i], names[k]))
 				continue;
 			v = field_value(h, &h->f[i], &vlen);
-			if (address_list_parse(v, vlen, &info->rcpts, err) != 0)
+			if (address_list_parse(v, vlen, &info->rcpts, err) != 0) {
+				char why[SM_ERROR_MAX];
+
+				snprintf(why, sizeof why, "%s", err->msg);
 				return error_set(err, EX_DATAERR,
-						 "%s: header: %s", names[k],
-						 err->msg);
+						 "%s: header: %s", names[k], why);
+			}
 		}
 	return 0;
 }
