@@ -23,7 +23,7 @@ LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 DEB_PKGS  = build-essential pkg-config libesmtp-dev libconfig-dev libssl-dev \
             libcmocka-dev python3 python3-aiosmtpd python3-pytest \
             python3-cryptography clang libclang-rt-14-dev iproute2 util-linux \
-            man-db
+            man-db time
 
 # Core modules: everything in src/ but main and the libESMTP user.
 CORE_SRC  = $(filter-out $(MAIN_SRC) src/deliver.c,$(wildcard src/*.c))

@@ -16,6 +16,7 @@
 #include <libesmtp.h>
 
 #include "bridge.h"
+#include "hints.h"
 #include "log.h"
 
 #define SOURCE_BUF 65536
@@ -138,16 +139,24 @@ static void status_text(const smtp_status_t *st, char *out, size_t size)
 }
 
 /* One recipient's outcome from the MAIL, RCPT and DATA replies. */
-static void judge(struct deliver_rcpt *rc, const smtp_status_t *mail,
-		  const smtp_status_t *rcpt, const smtp_status_t *data)
+static void judge(struct deliver_rcpt *rc, const char *host,
+		  const smtp_status_t *mail, const smtp_status_t *rcpt,
+		  const smtp_status_t *data)
 {
 	const smtp_status_t *decisive = data;
+	enum hint_stage stage = HINT_DATA;
 
-	if (rcpt->code >= 400)
+	if (rcpt->code >= 400) {
 		decisive = rcpt;
-	else if (mail->code >= 400)
+		stage = HINT_RCPT;
+	} else if (mail->code >= 400) {
 		decisive = mail;
+		stage = HINT_MAIL;
+	}
 	status_text(decisive, rc->reply, sizeof rc->reply);
+	rc->hint = decisive->code >= 400
+			   ? hint_for_reply(stage, host, rc->reply)
+			   : NULL;
 	if (decisive->code >= 200 && decisive->code < 300 &&
 	    rcpt->code >= 200 && rcpt->code < 300)
 		rc->result = DELIVERED;
@@ -159,6 +168,7 @@ static void judge(struct deliver_rcpt *rc, const smtp_status_t *mail,
 
 static void fail_all(struct deliver_msg *msgs, size_t n, const char *why)
 {
+	/* the reason (and its fix) is the session's: no per-reply hint */
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < msgs[i].nrcpts; j++)
 			if (msgs[i].rcpts[j].result != DELIVERED) {
@@ -265,6 +275,24 @@ static smtp_message_t add_message(smtp_session_t s, struct deliver_msg *m,
 	return h;
 }
 
+/* The session's failure, with the fix for the server's reply when the
+ * catalogue knows one (a refused login, a refused greeting). */
+static void session_failed(struct deliver_session *out, const struct route *r,
+			   const struct bridge_status *st)
+{
+	const char *hint = NULL;
+
+	if (st->fail == BF_AUTH)
+		hint = hint_for_reply(HINT_AUTH, r->host, st->reply);
+	else if (st->fail == BF_GREETING)
+		hint = hint_for_reply(HINT_GREETING, r->host, st->reply);
+	if (hint == NULL && (st->fail == BF_AUTH || st->fail == BF_NO_AUTH))
+		hint = hint_for_host(r->host);
+	out->failure_kind = bridge_fail_name(st->fail);
+	snprintf(out->msg, sizeof out->msg, "%s%s%s", st->msg,
+		 hint ? " -> " : "", hint ? hint : "");
+}
+
 /* Outcomes after the session: libESMTP's statuses, then the bridge's
  * verdict for whatever did not get through. */
 static void collect(struct session_ctx *sc, const struct bridge_status *st,
@@ -280,15 +308,18 @@ static void collect(struct session_ctx *sc, const struct bridge_status *st,
 			smtp_message_transfer_status(sc->handles[i]);
 
 		status_text(data->code ? data : mail, m->reply, sizeof m->reply);
-		m->refused_whole = mail->code >= 500 || data->code >= 500;
-		for (size_t j = 0; j < m->nrcpts; j++)
-			judge(&m->rcpts[j], mail,
-			      smtp_recipient_status(*rh++), data);
+		m->refused_whole = mail->code >= 500;
+		for (size_t j = 0; j < m->nrcpts; j++) {
+			const smtp_status_t *rs = smtp_recipient_status(*rh++);
+
+			judge(&m->rcpts[j], sc->route->host, mail, rs, data);
+			if (data->code >= 500 && rs->code >= 200 && rs->code < 300)
+				m->refused_whole = true; /* refused at DATA */
+		}
 	}
 	if (st->fail != BF_NONE) {
-		out->failure_kind = bridge_fail_name(st->fail);
-		snprintf(out->msg, sizeof out->msg, "%s", st->msg);
-		fail_all(sc->msgs, sc->n, st->msg);
+		session_failed(out, sc->route, st);
+		fail_all(sc->msgs, sc->n, out->msg);
 	} else if (!ok) {
 		char buf[256];
 
@@ -381,9 +412,8 @@ void deliver_session(const struct config *cfg, const struct route *r,
 		    NULL)
 			goto failed;
 	if ((sc.bridge = bridge_open(&bp, &st)) == NULL) {
-		out->failure_kind = bridge_fail_name(st.fail);
-		snprintf(out->msg, sizeof out->msg, "%s", st.msg);
-		fail_all(msgs, n, st.msg);
+		session_failed(out, r, &st);
+		fail_all(msgs, n, out->msg);
 		goto done;
 	}
 	snprintf(out->tls, sizeof out->tls, "%s", st.tls_summary);

@@ -24,6 +24,8 @@ struct deliver_rcpt {
 	const char *addr;                /* borrowed */
 	enum delivery_result result;     /* out */
 	char reply[DELIVER_REPLY_MAX];   /* out: the server's words, or ours */
+	const char *hint;                /* out: the fix for that reply (static
+					    text), or NULL */
 };
 
 struct deliver_msg {

@@ -193,36 +193,47 @@ static int judge_outcome(const struct deliver_msg *m,
 			 const struct deliver_session *ds, struct sm_error *err)
 {
 	size_t delivered = 0, temp = 0, perm = 0, shown = 0;
-	const char *first_temp = NULL;
+	const char *first_temp = NULL, *temp_hint = NULL;
 
 	for (size_t j = 0; j < m->nrcpts; j++) {
 		enum delivery_result r = m->rcpts[j].result;
 
 		delivered += r == DELIVERED;
 		perm += r == PERMFAIL;
-		if (r == TEMPFAIL && temp++ == 0)
+		if (r == TEMPFAIL && temp++ == 0) {
 			first_temp = m->rcpts[j].reply;
+			temp_hint = m->rcpts[j].hint;
+		}
 	}
 	if (temp > 0)
-		return error_set(err, EX_TEMPFAIL, "not sent%s: %s",
+		return error_set(err, EX_TEMPFAIL, "not sent%s: %s%s%s",
 				 delivered ? " to every recipient" : "",
-				 ds->msg[0] ? ds->msg : first_temp);
+				 ds->msg[0] ? ds->msg : first_temp,
+				 !ds->msg[0] && temp_hint ? " -> " : "",
+				 !ds->msg[0] && temp_hint ? temp_hint : "");
 	if (perm == 0)
 		return 0;
-	if (m->refused_whole)
+	if (m->refused_whole) {
+		const char *hint = m->rcpts[0].hint;
+
 		return error_set(err, EX_UNAVAILABLE,
-				 "the server refused the message: %s",
-				 m->reply);
+				 "the server refused the message: %s%s%s",
+				 m->reply, hint ? " -> " : "", hint ? hint : "");
+	}
 	for (size_t j = 0; j < m->nrcpts; j++) {
 		if (m->rcpts[j].result != PERMFAIL)
 			continue;
+		const char *hint = m->rcpts[j].hint;
+
 		if (++shown < perm) {
-			fprintf(stderr, "%s: <%s> refused: %s\n", progname,
-				m->rcpts[j].addr, m->rcpts[j].reply);
+			fprintf(stderr, "%s: <%s> refused: %s%s%s\n", progname,
+				m->rcpts[j].addr, m->rcpts[j].reply,
+				hint ? " -> " : "", hint ? hint : "");
 			continue;
 		}
-		error_set(err, EX_NOUSER, "<%s> refused: %s%s",
+		error_set(err, EX_NOUSER, "<%s> refused: %s%s%s%s",
 			  m->rcpts[j].addr, m->rcpts[j].reply,
+			  hint ? " -> " : "", hint ? hint : "",
 			  delivered ? " (sent to the other recipients)" : "");
 	}
 	return -1;
