@@ -30,7 +30,6 @@
 
 #define INBUF_MAX 65536   /* bytes of server reply buffered before relay */
 #define LINE_MAX_KEPT 1024 /* octets of one protocol line we inspect */
-#define PROBE_MS 3000      /* TLS probe after a silent "greeting" */
 
 enum cmd { C_EHLO, C_AUTH, C_MAIL, C_RCPT, C_DATA, C_DATA_END, C_BDAT,
 	   C_QUIT, C_OTHER };
@@ -374,14 +373,13 @@ static int reply_code(const char *r)
 
 /* The server said nothing: does it wait for a TLS ClientHello?  If a
  * handshake gets anywhere, this port speaks implicit TLS. */
-static int probe_tls(struct bridge *b)
+static int probe_tls(struct bridge *b, long long deadline_ms)
 {
 	struct tls_params none = {.verify = false};
 	struct tls_conn *c = NULL;
 	char msg[256] = "";
-	enum tls_result r = tls_connect(b->net_fd, b->host, &none,
-					tls_now_ms() + PROBE_MS, &c, msg,
-					sizeof msg);
+	enum tls_result r = tls_connect(b->net_fd, b->host, &none, deadline_ms,
+					&c, msg, sizeof msg);
 
 	tls_close(c);
 	if (r == TLS_OK || r == TLS_ERR_HANDSHAKE)
@@ -396,13 +394,18 @@ static int probe_tls(struct bridge *b)
 		    b->host, b->p.port, b->p.timeout);
 }
 
-/* Read the greeting; it stays in inbuf for libESMTP unless consumed. */
+/* Read the greeting; it stays in inbuf for libESMTP unless consumed.  On
+ * a plaintext connection, silence for two thirds of the timeout starts the
+ * TLS probe, which gets the rest: the whole wait stays within the timeout. */
 static long greeting(struct bridge *b)
 {
-	long n = read_reply(b, deadline_in(b, 1));
+	long long end = deadline_in(b, 1);
+	long long wait = b->tls == NULL ? (long long)b->p.timeout * 2000 / 3
+					: (long long)b->p.timeout * 1000;
+	long n = read_reply(b, tls_now_ms() + wait);
 
 	if (n == 0 && b->tls == NULL)
-		return probe_tls(b);
+		return probe_tls(b, end);
 	if (n == 0)
 		return fail(b, BF_TIMEOUT,
 			    "%s port %d sent no SMTP greeting within %d s "

@@ -1,0 +1,390 @@
+"""End-to-end TLS (issue 3): implicit TLS and STARTTLS through the bridge,
+certificate verification with errors a user can act on, port/mode mismatch
+detection, bounded waits, and the private channel between libESMTP and the
+bridge.  Servers run on 127.0.0.1 with a throwaway CA made by the suite.
+"""
+import os
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import make_config, route_for, switchmail_binary
+
+EX_TEMPFAIL = 75
+MSG = b"From: contact@example.org\nSubject: tls\n\nover TLS\n"
+USER = ("contact@example.org", "s3cret")
+
+
+def conn_cfg(tmp_path, server, **over):
+    """Connector at `server` by the name "localhost" (so SNI and the name
+    check apply); native relay unused (a closed port)."""
+    return make_config(tmp_path, connector=route_for(server, host="localhost", **over),
+                       native={"host": "127.0.0.1", "port": 9, "encryption": "none",
+                               "from": "no-reply@platform.example"})
+
+
+def test_implicit_tls_with_auth(tmp_path, smtp_server, run_switchmail):
+    srv = smtp_server(mode="implicit", auth=USER)
+    r = run_switchmail(["-i", "to@x.example"], MSG, conn_cfg(tmp_path, srv))
+    assert r.returncode == 0, r
+    (m,) = srv.wait_for(1)
+    assert m.tls and m.auth_user == USER[0] and m.sni == "localhost"
+    assert m.body_bytes() == b"over TLS\r\n"
+    (s,) = srv.wait_closed(1)
+    assert s.tls_mode == "implicit"
+
+
+def test_starttls_with_auth_and_sni(tmp_path, smtp_server, run_switchmail):
+    srv = smtp_server(mode="starttls", auth=USER, require_starttls=True)
+    r = run_switchmail(["-i", "to@x.example"], MSG, conn_cfg(tmp_path, srv))
+    assert r.returncode == 0, r
+    (m,) = srv.wait_for(1)
+    assert m.tls and m.sni == "localhost" and m.auth_user == USER[0]
+    (s,) = srv.wait_closed(1)
+    # nothing but EHLO and STARTTLS before the upgrade
+    before = s.commands[:s.commands.index("STARTTLS")]
+    assert set(before) <= {"EHLO"}, s.commands
+
+
+@pytest.mark.parametrize("mode", ["implicit", "starttls"])
+def test_tls13_session_tickets_never_hang(tmp_path, smtp_server, run_switchmail, mode):
+    """libESMTP alone hangs on TLS 1.3 session tickets (DESIGN §6.4); Python's
+    TLS 1.3 server sends two after every handshake."""
+    srv = smtp_server(mode=mode, auth=USER, tls_min_version=ssl.TLSVersion.TLSv1_3)
+    cfg = conn_cfg(tmp_path, srv)
+    for i in range(8):
+        r = run_switchmail(["-i", "to@x.example"], MSG, cfg if i == 0 else None, timeout=20)
+        assert r.returncode == 0, r
+    assert len(srv.wait_for(8)) == 8
+    assert all(m.tls_version == "TLSv1.3" for m in srv.messages)
+
+
+def test_verbose_transcript_shows_tls_and_masks_auth(tmp_path, smtp_server, run_switchmail):
+    srv = smtp_server(mode="implicit", auth=USER)
+    r = run_switchmail(["-v", "-i", "to@x.example"], MSG, conn_cfg(tmp_path, srv))
+    assert r.returncode == 0, r
+    assert "TLSv1.3" in r.stderr or "TLSv1.2" in r.stderr
+    assert "issuer" in r.stderr and "switchmail test CA" in r.stderr
+    assert "subject" in r.stderr
+    assert USER[1] not in r.stderr
+    import base64
+    for enc in (base64.b64encode(USER[1].encode()).decode(),
+                base64.b64encode(b"\0" + USER[0].encode() + b"\0" + USER[1].encode()).decode()):
+        assert enc not in r.stderr
+
+
+def test_wrong_name_certificate(tmp_path, smtp_server, pki, run_switchmail):
+    srv = smtp_server(mode="implicit", auth=USER, cert=pki.wrong_name)
+    r = run_switchmail(["-i", "to@x.example"], MSG, conn_cfg(tmp_path, srv))
+    assert r.returncode == EX_TEMPFAIL, r
+    assert "issued for wrong.example, other.example, not for localhost" in r.stderr
+    assert srv.messages == []
+    (s,) = srv.wait_closed(1)
+    assert s.commands == [] or s.commands == ["QUIT"][:len(s.commands)]
+
+
+def test_expired_certificate(tmp_path, smtp_server, pki, run_switchmail):
+    srv = smtp_server(mode="starttls", auth=USER, cert=pki.expired)
+    r = run_switchmail(["-i", "to@x.example"], MSG, conn_cfg(tmp_path, srv))
+    assert r.returncode == EX_TEMPFAIL, r
+    assert "expired on" in r.stderr and "renew" in r.stderr
+    (s,) = srv.wait_closed(1)
+    assert s.commands_after("STARTTLS") == []
+
+
+def test_not_yet_valid_certificate(tmp_path, smtp_server, pki, run_switchmail):
+    srv = smtp_server(mode="implicit", cert=pki.not_yet_valid)
+    r = run_switchmail(["-i", "to@x.example"], MSG, conn_cfg(tmp_path, srv))
+    assert r.returncode == EX_TEMPFAIL, r
+    assert "not valid before" in r.stderr and "clock" in r.stderr
+
+
+def test_unknown_ca_and_tls_ca_file(tmp_path, smtp_server, pki, run_switchmail):
+    srv = smtp_server(mode="implicit", auth=USER, cert=pki.unknown_ca_leaf)
+    r = run_switchmail(["-i", "to@x.example"], MSG, conn_cfg(tmp_path, srv, tls_ca_file=pki.ca))
+    assert r.returncode == EX_TEMPFAIL, r
+    assert "unknown certificate authority" in r.stderr
+    assert pki.unknown_ca_leaf.pin in r.stderr          # ready to pin
+    assert srv.messages == []
+    # the right CA file makes it work
+    r = run_switchmail(["-i", "to@x.example"], MSG,
+                       conn_cfg(tmp_path, srv, tls_ca_file=pki.unknown_ca))
+    assert r.returncode == 0, r
+    srv.wait_for(1)
+
+
+def test_system_store_without_tls_ca_file(tmp_path, smtp_server, run_switchmail):
+    """Without tls_ca_file the system store is used: the test CA is not in it."""
+    srv = smtp_server(mode="implicit")
+    r = run_switchmail(["-i", "to@x.example"], MSG, conn_cfg(tmp_path, srv, tls_ca_file=None))
+    assert r.returncode == EX_TEMPFAIL, r
+    assert "unknown certificate authority" in r.stderr
+
+
+def test_self_signed_refused_then_pinned(tmp_path, smtp_server, pki, run_switchmail):
+    srv = smtp_server(mode="implicit", auth=USER, cert=pki.self_signed)
+    r = run_switchmail(["-i", "to@x.example"], MSG, conn_cfg(tmp_path, srv, tls_ca_file=None))
+    assert r.returncode == EX_TEMPFAIL, r
+    assert "self-signed" in r.stderr and pki.self_signed.pin in r.stderr
+    r = run_switchmail(["-i", "to@x.example"], MSG,
+                       conn_cfg(tmp_path, srv, tls_ca_file=None,
+                                tls_fingerprint="sha256:" + pki.self_signed.fingerprint_colons))
+    assert r.returncode == 0, r
+    srv.wait_for(1)
+
+
+def test_pin_mismatch(tmp_path, smtp_server, pki, run_switchmail):
+    srv = smtp_server(mode="starttls", auth=USER)
+    r = run_switchmail(["-i", "to@x.example"], MSG,
+                       conn_cfg(tmp_path, srv, tls_fingerprint=pki.self_signed.pin))
+    assert r.returncode == EX_TEMPFAIL, r
+    assert f"fingerprint is {pki.server.pin}, not the pinned {pki.self_signed.pin}" in r.stderr
+    assert srv.messages == []
+    (s,) = srv.wait_closed(1)
+    assert s.commands_after("STARTTLS") == []
+
+
+def test_tls_verify_off_works_and_warns(tmp_path, smtp_server, pki, run_switchmail):
+    srv = smtp_server(mode="implicit", auth=USER, cert=pki.wrong_name)
+    r = run_switchmail(["-i", "to@x.example"], MSG, conn_cfg(tmp_path, srv, tls_verify=False))
+    assert r.returncode == 0, r
+    assert r.stderr == ""                       # the warning goes to the log
+    assert "verification is OFF" in r.log()
+
+
+def test_ssl_against_plaintext_port(tmp_path, smtp_server, run_switchmail):
+    srv = smtp_server(mode="starttls", auth=USER)
+    r = run_switchmail(["-i", "to@x.example"], MSG, conn_cfg(tmp_path, srv, encryption="ssl"))
+    assert r.returncode == EX_TEMPFAIL, r
+    assert "expects encryption = tls" in r.stderr
+    assert srv.messages == []
+
+
+def test_tls_against_implicit_port(tmp_path, smtp_server, run_switchmail):
+    srv = smtp_server(mode="implicit", auth=USER)
+    r = run_switchmail(["-i", "to@x.example"], MSG,
+                       conn_cfg(tmp_path, srv, encryption="tls", timeout=2))
+    assert r.returncode == EX_TEMPFAIL, r
+    assert "expects encryption = ssl" in r.stderr
+    assert r.duration < 10
+    assert srv.messages == []
+
+
+def test_starttls_not_offered_never_falls_back(tmp_path, raw_server, run_switchmail):
+    plain = raw_server("plain", offer_auth=True)
+    cfg = make_config(tmp_path, connector={
+        "host": "localhost", "port": plain.port, "encryption": "tls",
+        "username": USER[0], "password": USER[1], "from": USER[0], "timeout": 5},
+        native={"host": "127.0.0.1", "port": 9, "encryption": "none",
+                "from": "no-reply@platform.example"})
+    r = run_switchmail(["-i", "to@x.example"], MSG, cfg)
+    assert r.returncode == EX_TEMPFAIL, r
+    assert "does not offer STARTTLS" in r.stderr
+    plain.wait_connections(1)
+    time.sleep(0.2)
+    verbs = [c.split()[0].upper() for c in plain.commands if c.strip()]
+    assert "AUTH" not in verbs and "MAIL" not in verbs, plain.commands
+    assert set(verbs) <= {"EHLO", "QUIT"}, plain.commands
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_old_tls_version_refused(tmp_path, smtp_server, run_switchmail):
+    """TLS 1.2 is the floor: a server that stops at TLS 1.1 fails with a
+    handshake error (OpenSSL may refuse 1.1 on its side too)."""
+    try:
+        srv = smtp_server(mode="implicit", tls_max_version=ssl.TLSVersion.TLSv1_1,
+                          tls_min_version=ssl.TLSVersion.TLSv1)
+    except (ssl.SSLError, ValueError) as e:
+        pytest.skip(f"this Python cannot serve TLS 1.1: {e}")
+    r = run_switchmail(["-i", "to@x.example"], MSG, conn_cfg(tmp_path, srv))
+    assert r.returncode == EX_TEMPFAIL, r
+    assert "TLS handshake" in r.stderr and "1.2" in r.stderr
+    assert srv.messages == []
+
+
+def test_silent_server_fails_within_timeout(tmp_path, raw_server, run_switchmail):
+    silent = raw_server("silent")
+    for enc in ("none", "tls", "ssl"):
+        cfg = make_config(tmp_path, native={"host": "127.0.0.1", "port": silent.port,
+                                            "encryption": enc, "from": "a@b.example",
+                                            "timeout": 2, "tls_verify": False})
+        r = run_switchmail(["-i", "to@x.example"], MSG, cfg, timeout=30)
+        assert r.returncode == EX_TEMPFAIL, r
+        assert "within 2 s" in r.stderr or "in time" in r.stderr, r.stderr
+        assert r.duration < 2 + 1.5, (enc, r.duration)
+
+
+def test_server_closing_early(tmp_path, raw_server, run_switchmail):
+    closer = raw_server("close")
+    cfg = make_config(tmp_path, native={"host": "127.0.0.1", "port": closer.port,
+                                        "encryption": "none", "from": "a@b.example",
+                                        "timeout": 2})
+    r = run_switchmail(["-i", "to@x.example"], MSG, cfg, timeout=30)
+    assert r.returncode == EX_TEMPFAIL, r
+    assert "closed the connection" in r.stderr
+
+
+def test_stall_after_data_is_bounded(tmp_path, smtp_server, run_switchmail):
+    srv = smtp_server(stall_at="DATA_END")
+    cfg = make_config(tmp_path, native=route_for(srv, timeout=1))
+    r = run_switchmail(["-i", "to@x.example"], MSG, cfg, timeout=30)
+    assert r.returncode == EX_TEMPFAIL, r
+    assert r.duration < 1 * 4 + 3                    # the final-dot wait is 4 x timeout
+
+
+class Blackhole:
+    """A port that drops SYNs: a listener with a full accept queue (the
+    kernel drops further SYNs; the client retransmits until it gives up)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.fillers = []
+        for _ in range(3):      # fill the accept queue (backlog 0 holds 1)
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", self.port))
+            self.fillers.append(c)
+        time.sleep(0.2)
+        probe = socket.socket()
+        probe.settimeout(1.0)
+        try:
+            probe.connect(("127.0.0.1", self.port))
+            self.works = False
+        except (socket.timeout, OSError):
+            self.works = True
+        finally:
+            probe.close()
+
+    def close(self):
+        for c in self.fillers:
+            c.close()
+        self.sock.close()
+
+
+def test_dropped_syn_fails_within_timeout(tmp_path, run_switchmail):
+    hole = Blackhole()
+    try:
+        if not hole.works:
+            pytest.skip("this kernel accepts beyond the backlog")
+        cfg = make_config(tmp_path, native={"host": "127.0.0.1", "port": hole.port,
+                                            "encryption": "none", "from": "a@b.example",
+                                            "timeout": 2})
+        r = run_switchmail(["-i", "to@x.example"], MSG, cfg, timeout=30)
+    finally:
+        hole.close()
+    assert r.returncode == EX_TEMPFAIL, r
+    assert "no answer from 127.0.0.1 port" in r.stderr and "within 2 s" in r.stderr
+    assert r.duration < 2 + 1.5
+
+
+def _sockets_of(pid):
+    """(inode → kind) of the sockets process pid holds."""
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out[target[8:-1]] = fd
+    return out
+
+
+def _proc_table(path):
+    with open(path) as f:
+        next(f)
+        return [line.split() for line in f]
+
+
+def test_channel_to_libesmtp_is_private(tmp_path, smtp_server, run_switchmail):
+    """While a session runs, switchmail listens nowhere (no TCP listener, no
+    named or abstract UNIX socket): another local process has nothing to
+    connect to.  Its only TCP socket is the TLS connection to the server."""
+    srv = smtp_server(mode="implicit", auth=USER, stall_at="DATA_END")
+    cfg = tmp_path / "c.conf"
+    cfg.write_text(conn_cfg(tmp_path, srv, timeout=1))
+    cfg.chmod(0o600)
+    proc = subprocess.Popen([str(switchmail_binary()), "-C", str(cfg), "-i", "to@x.example"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={"PATH": "/usr/bin:/bin"}, cwd="/")
+    proc.stdin.write(MSG)
+    proc.stdin.close()
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline and not any(
+                "DATA" in s.commands for s in srv.sessions):
+            time.sleep(0.05)
+        inodes = _sockets_of(proc.pid)
+        tcp = [r for r in _proc_table("/proc/net/tcp") + _proc_table("/proc/net/tcp6")
+               if r[9] in inodes]
+        unix = [r for r in _proc_table("/proc/net/unix") if r[6] in inodes]
+    finally:
+        proc.wait(timeout=30)
+    assert tcp, "the TLS connection should be visible"
+    assert all(r[3] != "0A" for r in tcp), "a TCP socket listens"
+    assert len(tcp) == 1 and int(tcp[0][2].split(":")[1], 16) == srv.port
+    assert len(unix) >= 2, "libESMTP's channel is a socketpair"
+    for r in unix:
+        assert int(r[3], 16) & 0x10000 == 0, "a UNIX socket listens"
+        assert len(r) < 8, f"a UNIX socket has a name: {r[7]}"
+    (s,) = srv.wait_closed(1)
+    assert s.tls_mode == "implicit"
+
+
+def test_unknown_host_dns(tmp_path, run_switchmail):
+    """An unknown host name, with DNS pointed at 127.0.0.1 in a private mount
+    namespace so that no query leaves the machine."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root for unshare -m")
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    cfg = tmp_path / "dns.conf"
+    cfg.write_text(make_config(tmp_path, native={"host": "no-such-host.invalid",
+                                                "encryption": "none",
+                                                "from": "a@b.example", "timeout": 3}))
+    cfg.chmod(0o600)
+    script = (f"mount --bind {resolv} /etc/resolv.conf && "
+              f"exec {switchmail_binary()} -C {cfg} -i to@x.example")
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], input=MSG,
+                          capture_output=True, text=False, timeout=30,
+                          env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
+    err = proc.stderr.decode()
+    assert proc.returncode == EX_TEMPFAIL, err
+    assert "no-such-host.invalid" in err
+    assert "not found" in err or "looking up" in err
+
+
+def test_dns_that_never_answers_is_bounded(tmp_path):
+    """A resolver that swallows queries: the lookup gives up at timeout.
+    The resolver is a silent UDP socket on 127.0.0.1:53 inside a private
+    network namespace, so nothing leaves the machine."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root for unshare")
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\noptions timeout:30 attempts:3\n")
+    cfg = tmp_path / "dns.conf"
+    cfg.write_text(make_config(tmp_path, native={"host": "slow-dns.invalid",
+                                                "encryption": "none",
+                                                "from": "a@b.example", "timeout": 2}))
+    cfg.chmod(0o600)
+    hold = ("import socket,sys,time; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); "
+            "s.bind(('127.0.0.1',53)); time.sleep(60)")
+    script = (f"ip link set lo up && mount --bind {resolv} /etc/resolv.conf && "
+              f"(/usr/bin/python3 -c \"{hold}\" >/dev/null 2>&1 & sleep 0.5; "
+              f"start=$(date +%s.%N); {switchmail_binary()} -C {cfg} -i to@x.example; "
+              f"rc=$?; end=$(date +%s.%N); kill $!; echo rc=$rc start=$start end=$end)")
+    proc = subprocess.run(["unshare", "-m", "-n", "sh", "-c", script], input=MSG,
+                          capture_output=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
+    out, err = proc.stdout.decode(), proc.stderr.decode()
+    fields = dict(kv.split("=") for kv in out.split())
+    assert fields["rc"] == str(EX_TEMPFAIL), err
+    assert "slow-dns.invalid" in err and "2 s" in err
+    assert float(fields["end"]) - float(fields["start"]) < 2 + 1.5
