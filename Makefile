@@ -14,9 +14,14 @@ BUILD    ?= build
 WARN      = -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -fno-common -Werror \
             -Wno-format-truncation  # snprintf truncation is intended
-CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -Isrc -Icompat \
-            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+WARN     += $(if $(findstring clang,$(CC)),-Wno-unknown-warning-option)
+OPT      ?= -O2 -g
+SANITIZE ?=
+CFLAGS   ?=
+# Our flags come first and cannot be lost when CFLAGS is set on the command
+# line; SANITIZE is set by `make asan`.
+ALL_CFLAGS = $(OPT) $(SANITIZE) -std=c11 -D_GNU_SOURCE $(WARN) -Isrc -Icompat \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 
 # Debian packages the build, the tests and the demo need.
@@ -41,15 +46,15 @@ all: $(BUILD)/switchmail
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/switchmail: $(MAIN_OBJ) $(SEND_OBJ) $(CORE_OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests link only what they test: the core objects, never the network.
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
@@ -65,12 +70,13 @@ unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
 
 e2e: $(BUILD)/switchmail
-	SWITCHMAIL_BIN=$(abspath $(BUILD)/switchmail) $(PYTHON) -m pytest -q tests/e2e
+	SWITCHMAIL_BIN=$(abspath $(BUILD)/switchmail) SWITCHMAIL_SANITIZED=$(if $(SANITIZE),1,) \
+	  $(PYTHON) -m pytest -q tests/e2e
 
 # The unit tests and the end-to-end suite once more under ASan + UBSan.
 asan:
-	$(MAKE) BUILD=build/asan CC=clang \
-	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	$(MAKE) BUILD=build/asan CC=clang OPT="-O1 -g" \
+	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	  unit e2e
 
 check: deps
