@@ -58,12 +58,21 @@ static const char *source_cb(void **ctx, int *len, void *arg)
 		*len = (int)s->hdr_len;
 		return s->hdr;
 	}
+	if (s->off >= s->m->size) { /* the envelope follows: not ours */
+		*len = 0;
+		return NULL;
+	}
+	size_t want = sizeof s->buf;
+
+	if ((off_t)want > s->m->size - s->off)
+		want = (size_t)(s->m->size - s->off);
 	do
-		n = pread(s->m->fd, s->buf, sizeof s->buf, s->off);
+		n = pread(s->m->fd, s->buf, want, s->off);
 	while (n < 0 && errno == EINTR);
-	if (n < 0) {
+	if (n <= 0) {
 		/* libESMTP drops the connection when errno is set at the end
-		 * of the data: a read error must never look like the end. */
+		 * of the data: a read error (or a file shorter than its
+		 * envelope says) must never look like the end. */
 		*len = 0;
 		errno = EIO;
 		return NULL;

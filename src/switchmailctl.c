@@ -1,0 +1,131 @@
+/*
+ * switchmailctl.c - the admin tool.  Commands live in one table; each
+ * loads the configuration (-C FILE, else $SWITCHMAIL_CONFIG, else the
+ * default) and returns a sysexits code.
+ *
+ *   switchmailctl [-C FILE] [-v] queue run     attempt messages whose retry
+ *                                              time has come (the timer)
+ *   switchmailctl [-C FILE] [-v] queue flush   attempt every waiting message
+ *   switchmailctl [-C FILE] queue list         what waits (as mailq)
+ */
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "errors.h"
+#include "log.h"
+#include "runner.h"
+
+struct ctl {
+	const char *config_path;
+	bool verbose;
+	struct config cfg;
+};
+
+typedef int ctl_fn(struct ctl *c, int argc, char **argv,
+		   struct sm_error *err);
+
+static int queue_cmd(struct ctl *c, int argc, char **argv,
+		     struct sm_error *err)
+{
+	struct runner_opts ro = {.progress = isatty(STDERR_FILENO),
+				 .transcript = c->verbose ? stderr : NULL};
+	struct runner_report rep;
+
+	if (argc != 1)
+		return error_set(err, EX_USAGE,
+				 "queue takes one of: run, flush, list");
+	if (strcmp(argv[0], "list") == 0)
+		return runner_list(&c->cfg, stdout, err) == 0 ? 0 : err->code;
+	if (strcmp(argv[0], "run") == 0)
+		ro.due_only = true;
+	else if (strcmp(argv[0], "flush") != 0)
+		return error_set(err, EX_USAGE,
+				 "queue %s: unknown; use run, flush or list",
+				 argv[0]);
+	return runner_run(&c->cfg, &ro, &rep, err) == 0 ? 0 : err->code;
+}
+
+static const struct {
+	const char *name;
+	ctl_fn *fn;
+	const char *help;
+} commands[] = {
+	{"queue", queue_cmd,
+	 "queue run|flush|list   retry due messages | all now | list them"},
+};
+
+static void usage(FILE *fp)
+{
+	fprintf(fp, "usage: switchmailctl [-C FILE] [-v] COMMAND ...\n");
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		fprintf(fp, "  %s\n", commands[i].help);
+}
+
+static const char *config_path(const struct ctl *c)
+{
+	const char *env = getenv(CONFIG_ENV);
+
+	if (c->config_path != NULL)
+		return c->config_path;
+	return env != NULL && env[0] ? env : CONFIG_DEFAULT_PATH;
+}
+
+/* Leading options: -C FILE, -v, -h/--help. */
+static int parse_globals(struct ctl *c, int argc, char **argv, int *i,
+			 struct sm_error *err)
+{
+	for (*i = 1; *i < argc && argv[*i][0] == '-'; (*i)++) {
+		if (strcmp(argv[*i], "-v") == 0)
+			c->verbose = true;
+		else if (strcmp(argv[*i], "-C") == 0 && *i + 1 < argc)
+			c->config_path = argv[++*i];
+		else if (strcmp(argv[*i], "-h") == 0 ||
+			 strcmp(argv[*i], "--help") == 0) {
+			usage(stdout);
+			exit(EX_OK);
+		} else
+			return error_set(err, EX_USAGE,
+					 "unknown option %.40s; see "
+					 "switchmailctl --help",
+					 argv[*i]);
+	}
+	if (*i == argc)
+		return error_set(err, EX_USAGE,
+				 "no command; see switchmailctl --help");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct ctl c = {0};
+	struct sm_error err = {0};
+	int i;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (parse_globals(&c, argc, argv, &i, &err) == 0) {
+		size_t k = 0, n = sizeof commands / sizeof commands[0];
+
+		while (k < n && strcmp(commands[k].name, argv[i]) != 0)
+			k++;
+		if (k == n)
+			error_set(&err, EX_USAGE,
+				  "unknown command %.40s; see switchmailctl "
+				  "--help",
+				  argv[i]);
+		else if (config_load(config_path(&c), &c.cfg, &err) == 0) {
+			log_open("switchmailctl", c.cfg.log_syslog,
+				 c.cfg.log_file, c.verbose);
+			commands[k].fn(&c, argc - i - 1, argv + i + 1, &err);
+			log_close();
+			config_free(&c.cfg);
+		}
+	}
+	if (err.code != EX_OK)
+		fprintf(stderr, "switchmailctl: %s\n", err.msg);
+	return err.code;
+}
