@@ -400,3 +400,40 @@ def test_hundred_megabyte_message_constant_memory(tmp_path, smtp_server):
     if os.environ.get("SWITCHMAIL_SANITIZED"):
         return  # ASan's shadow memory says nothing about ours
     assert int(stats["peak_rss_kb"]) < 16 * 1024
+
+
+def test_any_uid_empty_environment_any_directory(tmp_path, smtp_server):
+    """Works as nobody, with no environment at all (no HOME, no PATH), from a
+    directory it cannot read: nothing depends on $HOME or the cwd."""
+    import pwd
+    import shutil
+    import tempfile
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to nobody")
+    native = smtp_server()
+    base = tempfile.mkdtemp(prefix="switchmail-nobody-")
+    try:
+        os.chmod(base, 0o755)
+        spool = os.path.join(base, "spool")
+        os.mkdir(spool)
+        nobody = pwd.getpwnam("nobody")
+        os.chown(spool, nobody.pw_uid, nobody.pw_gid)
+        cfg = os.path.join(base, "sm.conf")
+        with open(cfg, "w") as f:
+            f.write(make_config(tmp_path, native=route_for(native),
+                                settings={"queue": {"dir": spool}, "log": {"syslog": False}}))
+        os.chmod(cfg, 0o644)   # no password in it: readable by all is fine
+        locked = os.path.join(base, "locked")
+        os.mkdir(locked, 0o700)
+        proc = subprocess.run(["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup",
+                               "--clear-groups", str(switchmail_binary()), "-C", cfg, "-i",
+                               "to@x.example"],
+                              input=b"Subject: as nobody\n\nhello\n", capture_output=True,
+                              env={}, cwd=locked, timeout=30)
+        assert proc.returncode == 0, proc.stderr
+        (m,) = native.wait_for(1)
+        assert m.rcpt_tos == ["to@x.example"]
+        assert m.body_bytes() == b"hello\r\n"
+        assert os.listdir(os.path.join(spool, "tmp")) == []
+    finally:
+        shutil.rmtree(base)
