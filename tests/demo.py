@@ -141,7 +141,7 @@ def main(argv) -> int:
         config = work / "switchmail.conf"
         config.write_text(make_config(
             work,
-            connector=route_for(provider, timeout=10),
+            connector=route_for(provider, host="localhost", timeout=10),
             native=route_for(native, **{"from": NATIVE_FROM, "timeout": 10}),
             settings={"hostname": "shop.example.org"}))
         os.chmod(config, 0o600)
