@@ -399,3 +399,82 @@ def test_dns_that_never_answers_is_bounded(tmp_path):
     log = (tmp_path / "switchmail.log").read_text()
     assert "slow-dns.invalid" in log and "2 s" in log
     assert float(fields["end"]) - float(fields["start"]) < 2 + 1.5
+
+
+class RecordingProxy:
+    """A TCP proxy on 127.0.0.1 that forwards to a server and records every
+    byte the client sent, to prove what crossed the wire."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.sent = bytearray()
+        self.threads = []
+        self.accepter = threading.Thread(target=self._accept, daemon=True)
+        self.accepter.start()
+
+    def _pipe(self, a, b, record):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                if record:
+                    self.sent += data
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def _accept(self):
+        try:
+            client, _ = self.sock.accept()
+        except OSError:
+            return
+        upstream = socket.create_connection(("127.0.0.1", self.target))
+        for a, b, rec in ((client, upstream, True), (upstream, client, False)):
+            t = threading.Thread(target=self._pipe, args=(a, b, rec), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def close(self):
+        self.sock.close()
+        for t in self.threads:
+            t.join(timeout=5)
+
+
+@pytest.mark.parametrize("mode", ["implicit", "starttls"])
+def test_no_plaintext_leaves_except_over_tls(tmp_path, smtp_server, run_switchmail, mode):
+    """Everything switchmail sends crosses the wire encrypted: the login, the
+    envelope and the message never appear in clear (with STARTTLS only
+    EHLO and STARTTLS come before the handshake)."""
+    srv = smtp_server(mode=mode, auth=USER)
+    proxy = RecordingProxy(srv.port)
+    secret_body = b"The quick brown fox is a plaintext marker"
+    try:
+        r = run_switchmail(["-i", "to@x.example"], MSG + secret_body + b"\n",
+                           conn_cfg(tmp_path, srv, port=proxy.port))
+        assert r.returncode == 0, r
+        (m,) = srv.wait_for(1)
+        assert secret_body in m.data
+    finally:
+        proxy.close()
+    wire = bytes(proxy.sent)
+    assert len(wire) > len(secret_body)
+    for marker in (secret_body, b"to@x.example", b"MAIL FROM", b"AUTH",
+                   USER[0].encode(), USER[1].encode()):
+        assert marker not in wire, marker
+    if mode == "starttls":
+        head, _, rest = wire.partition(b"STARTTLS\r\n")
+        assert head.startswith(b"EHLO ") and head.count(b"\r\n") == 1
+        assert rest[:1] == b"\x16"            # a TLS handshake record follows
+    else:
+        assert wire[:1] == b"\x16"            # TLS from the very first byte
