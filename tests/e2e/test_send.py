@@ -437,3 +437,35 @@ def test_any_uid_empty_environment_any_directory(tmp_path, smtp_server):
         assert os.listdir(os.path.join(spool, "tmp")) == []
     finally:
         shutil.rmtree(base)
+
+
+def test_dsn_options_reach_the_server(tmp_path, smtp_server, run_switchmail):
+    native = smtp_server(dsn=True)
+    r = run_switchmail(["-i", "-N", "success,failure", "-R", "hdrs", "-V", "env42",
+                        "to@x.example"], b"Subject: dsn\n\nb\n",
+                       make_config(tmp_path, native=route_for(native)))
+    assert r.returncode == 0, r
+    (m,) = native.wait_for(1)
+    opts = " ".join(m.mail_options).upper()
+    assert "RET=HDRS" in opts and "ENVID=ENV42" in opts
+    assert any("NOTIFY=SUCCESS,FAILURE" in " ".join(o).upper() for o in m.rcpt_options)
+
+
+def test_seven_bit_declared_when_asked(tmp_path, smtp_server, run_switchmail):
+    native = smtp_server()
+    r = run_switchmail(["-i", "-B", "7BIT", "to@x.example"], b"Subject: ascii\n\nplain\n",
+                       make_config(tmp_path, native=route_for(native)))
+    assert r.returncode == 0, r
+    (m,) = native.wait_for(1)
+    assert "BODY=7BIT" in m.mail_options
+
+
+def test_no_body_parameter_when_server_lacks_8bitmime(tmp_path, smtp_server, run_switchmail):
+    """BODY=8BITMIME only when offered; the 8-bit message still goes out."""
+    native = smtp_server(ehlo_drop=("8BITMIME",))
+    r = run_switchmail(["-i", "to@x.example"], "Subject: s\n\nété\n".encode(),
+                       make_config(tmp_path, native=route_for(native)))
+    assert r.returncode == 0, r
+    (m,) = native.wait_for(1)
+    assert not any(o.startswith("BODY=") for o in m.mail_options)
+    assert m.body_bytes() == "été\r\n".encode()
