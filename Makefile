@@ -30,15 +30,12 @@ DEB_PKGS  = build-essential pkg-config libesmtp-dev libconfig-dev libssl-dev \
             python3-cryptography clang libclang-rt-14-dev iproute2 util-linux \
             man-db time
 
-# Core modules: everything in src/ but the mains and the send path (which
-# needs libESMTP and the network: unit tests link without them).
+# Every module goes into one archive; programs and unit tests link it, so
+# each pulls in only the modules it uses (unit tests never the network).
 MAIN_SRC  = src/switchmail.c src/switchmailctl.c
-SEND_SRC  = src/deliver.c src/attempt.c src/submit.c src/runner.c \
-            src/notice.c compat/bridge.c compat/tls.c compat/interpose.c
-CORE_SRC  = $(filter-out $(MAIN_SRC) $(SEND_SRC),$(wildcard src/*.c))
-
-CORE_OBJ  = $(CORE_SRC:%.c=$(BUILD)/%.o)
-SEND_OBJ  = $(SEND_SRC:%.c=$(BUILD)/%.o)
+LIB_SRC   = $(filter-out $(MAIN_SRC),$(wildcard src/*.c)) $(wildcard compat/*.c)
+LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB       = $(BUILD)/libswitchmail.a
 PROGRAMS  = $(BUILD)/switchmail $(BUILD)/switchmailctl
 
 UNIT_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
@@ -50,11 +47,15 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
-$(PROGRAMS): $(BUILD)/%: $(BUILD)/src/%.o $(SEND_OBJ) $(CORE_OBJ)
+$(LIB): $(LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+# interpose.o is named: its connect() is wanted by libESMTP, not by us.
+$(PROGRAMS): $(BUILD)/%: $(BUILD)/src/%.o $(BUILD)/compat/interpose.o $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# Unit tests link only what they test: the core objects, never the network.
-$(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ)
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "attempt.h"
+#include "ctl.h"
 #include "log.h"
 #include "notice.h"
 #include "queue.h"
@@ -282,4 +283,24 @@ int runner_list(const struct config *cfg, FILE *out, struct sm_error *err)
 	queue_free_list(ids, n);
 	queue_free_list(failed, nf);
 	return 0;
+}
+
+int ctl_queue(struct ctl *c, int argc, char **argv, struct sm_error *err)
+{
+	struct runner_opts ro = {.progress = isatty(STDERR_FILENO),
+				 .transcript = c->verbose ? stderr : NULL};
+	struct runner_report rep;
+
+	if (argc != 1)
+		return error_set(err, EX_USAGE,
+				 "queue takes one of: run, flush, list");
+	if (strcmp(argv[0], "list") == 0)
+		return runner_list(&c->cfg, stdout, err) == 0 ? 0 : err->code;
+	if (strcmp(argv[0], "run") == 0)
+		ro.due_only = true;
+	else if (strcmp(argv[0], "flush") != 0)
+		return error_set(err, EX_USAGE,
+				 "queue %s: unknown; use run, flush or list",
+				 argv[0]);
+	return runner_run(&c->cfg, &ro, &rep, err) == 0 ? 0 : err->code;
 }

@@ -16,52 +16,23 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "ctl.h"
 #include "errors.h"
 #include "log.h"
-#include "runner.h"
 
-struct ctl {
-	const char *config_path;
-	bool verbose;
-	struct config cfg;
-};
-
-typedef int ctl_fn(struct ctl *c, int argc, char **argv,
-		   struct sm_error *err);
-
-static int queue_cmd(struct ctl *c, int argc, char **argv,
-		     struct sm_error *err)
-{
-	struct runner_opts ro = {.progress = isatty(STDERR_FILENO),
-				 .transcript = c->verbose ? stderr : NULL};
-	struct runner_report rep;
-
-	if (argc != 1)
-		return error_set(err, EX_USAGE,
-				 "queue takes one of: run, flush, list");
-	if (strcmp(argv[0], "list") == 0)
-		return runner_list(&c->cfg, stdout, err) == 0 ? 0 : err->code;
-	if (strcmp(argv[0], "run") == 0)
-		ro.due_only = true;
-	else if (strcmp(argv[0], "flush") != 0)
-		return error_set(err, EX_USAGE,
-				 "queue %s: unknown; use run, flush or list",
-				 argv[0]);
-	return runner_run(&c->cfg, &ro, &rep, err) == 0 ? 0 : err->code;
-}
-
+/* The commands.  Each row: name, function, help line. */
 static const struct {
 	const char *name;
 	ctl_fn *fn;
 	const char *help;
 } commands[] = {
-	{"queue", queue_cmd,
+	{"queue", ctl_queue,
 	 "queue run|flush|list   retry due messages | all now | list them"},
 };
 
 static void usage(FILE *fp)
 {
-	fprintf(fp, "usage: switchmailctl [-C FILE] [-v] COMMAND ...\n");
+	fprintf(fp, "usage: switchmailctl [-C FILE] [-v] [--json] COMMAND ...\n");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		fprintf(fp, "  %s\n", commands[i].help);
 }
@@ -84,6 +55,8 @@ static int parse_globals(struct ctl *c, int argc, char **argv, int *i,
 			c->verbose = true;
 		else if (strcmp(argv[*i], "-C") == 0 && *i + 1 < argc)
 			c->config_path = argv[++*i];
+		else if (strcmp(argv[*i], "--json") == 0)
+			c->json = true;
 		else if (strcmp(argv[*i], "-h") == 0 ||
 			 strcmp(argv[*i], "--help") == 0) {
 			usage(stdout);
