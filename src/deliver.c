@@ -147,6 +147,17 @@ static void status_text(const smtp_status_t *st, char *out, size_t size)
 		snprintf(out, size, "%d %s", st->code, body);
 }
 
+/* Whether the replies settle a recipient: refused at MAIL or RCPT, or
+ * accepted at RCPT and answered (2xx-5xx, not 354) after the data. */
+static bool final_answer(const smtp_status_t *mail, const smtp_status_t *rcpt,
+			 const smtp_status_t *data)
+{
+	if (mail->code >= 400 || rcpt->code >= 400)
+		return true;
+	return rcpt->code >= 200 && rcpt->code < 300 && data->code >= 200 &&
+	       data->code != 354;
+}
+
 /* One recipient's outcome from the MAIL, RCPT and DATA replies. */
 static void judge(struct deliver_rcpt *rc, const char *host,
 		  const smtp_status_t *mail, const smtp_status_t *rcpt,
@@ -166,6 +177,13 @@ static void judge(struct deliver_rcpt *rc, const char *host,
 	rc->hint = decisive->code >= 400
 			   ? hint_for_reply(stage, host, rc->reply)
 			   : NULL;
+	if (!final_answer(mail, rcpt, data)) {
+		/* the session ended before the server said how it went */
+		rc->result = TEMPFAIL;
+		rc->hint = NULL;
+		rc->reply[0] = '\0';
+		return;
+	}
 	if (decisive->code >= 200 && decisive->code < 300 &&
 	    rcpt->code >= 200 && rcpt->code < 300)
 		rc->result = DELIVERED;
@@ -180,7 +198,7 @@ static void fail_all(struct deliver_msg *msgs, size_t n, const char *why)
 	/* the reason (and its fix) is the session's: no per-reply hint */
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < msgs[i].nrcpts; j++)
-			if (msgs[i].rcpts[j].result != DELIVERED) {
+			if (msgs[i].rcpts[j].result == TEMPFAIL) {
 				msgs[i].rcpts[j].result = TEMPFAIL;
 				snprintf(msgs[i].rcpts[j].reply,
 					 sizeof msgs[i].rcpts[j].reply, "%s",
@@ -302,6 +320,17 @@ static void session_failed(struct deliver_session *out, const struct route *r,
 		 hint ? " -> " : "", hint ? hint : "");
 }
 
+/* Whether any recipient was left without a final answer. */
+static bool unsettled(const struct session_ctx *sc)
+{
+	for (size_t i = 0; i < sc->n; i++)
+		for (size_t j = 0; j < sc->msgs[i].nrcpts; j++)
+			if (sc->msgs[i].rcpts[j].result == TEMPFAIL &&
+			    sc->msgs[i].rcpts[j].reply[0] == '\0')
+				return true;
+	return false;
+}
+
 /* Outcomes after the session: libESMTP's statuses, then the bridge's
  * verdict for whatever did not get through. */
 static void collect(struct session_ctx *sc, const struct bridge_status *st,
@@ -326,7 +355,16 @@ static void collect(struct session_ctx *sc, const struct bridge_status *st,
 				m->refused_whole = true; /* refused at DATA */
 		}
 	}
-	if (st->fail != BF_NONE) {
+	if (st->fail == BF_NONE && unsettled(sc)) {
+		/* libESMTP gave up waiting (its reply timeouts) or the
+		 * dialogue went wrong: the server never gave a final answer */
+		out->failure_kind = "timeout";
+		snprintf(out->msg, sizeof out->msg,
+			 "%s did not answer in time (no reply within %d s); "
+			 "the session was abandoned and will be retried",
+			 sc->route->host, sc->route->timeout);
+		fail_all(sc->msgs, sc->n, out->msg);
+	} else if (st->fail != BF_NONE) {
 		session_failed(out, sc->route, st);
 		fail_all(sc->msgs, sc->n, out->msg);
 	} else if (!ok) {

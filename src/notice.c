@@ -147,6 +147,7 @@ static int spool(const struct config *cfg, struct buf *b, const char *id,
 	env.size = (off_t)b->len;
 	env.header_len = blank ? (off_t)(blank - b->p) + 4 : (off_t)b->len;
 	env.message_id = (char *)msgid;
+	env.from_display = (char *)"Mail Delivery System";
 	env.eight_bit = true;
 	env.is_notice = true;
 	env.rcpts = rcpts;

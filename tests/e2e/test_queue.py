@@ -463,11 +463,6 @@ def test_stalled_server_queues_within_the_timeout(tmp_path, smtp_server, run_swi
     assert len(spool_files(tmp_path, "new")) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a reply timeout is recorded as no error at all (stall at MAIL) or "
-    "as '354 End data ...' (stall at the final dot): libESMTP returns 1 from "
-    "smtp_start_session() after its own timeout (smtp_errno() = 3, dropped "
-    "connection), and deliver.c collect() only treats !ok as a session failure"))
 @pytest.mark.parametrize("stall_at", ["MAIL", "DATA_END"])
 def test_stalled_server_error_names_the_timeout(tmp_path, smtp_server, run_switchmail,
                                                 stall_at):
@@ -638,11 +633,6 @@ def test_recipient_refused_later_fails_with_a_notice(tmp_path, smtp_server, run_
     assert rcpt_lines(server, "bad@x.example") == 1   # a refusal is final
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a 5xx refusal during a queue run is not kept: attempt.c record() "
-    "stores only a deferral's reply in the state, so runner.c give_up() "
-    "records 'refused by the server' and the notice says 'Last error: "
-    "refused by the server' without the server's 550 reply"))
 def test_refusal_notice_carries_the_server_reply(tmp_path, smtp_server, run_switchmail):
     server = smtp_server(rcpt_replies={"bad@x.example": "550 5.1.1 no such user"})
     r = run_switchmail(["-odq", "-i", "-f", "app@example.org", "bad@x.example"],
