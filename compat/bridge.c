@@ -1,7 +1,8 @@
 /*
  * bridge.c - the transport under libESMTP: bounded connect, TLS, and a relay
  * thread between libESMTP's private AF_UNIX channel and the server
- * (see bridge.h and DESIGN §6).
+ * (see bridge.h and DESIGN §6).  The network pieces it shares with the
+ * probe (DNS, connect, replies, greeting, TLS, STARTTLS) live in net.c.
  *
  * The relay keeps just enough protocol state to be trusted with a password:
  * a FIFO of the commands awaiting replies (libESMTP pipelines), whether AUTH
@@ -11,8 +12,6 @@
 #include "bridge.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -22,13 +21,11 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "interpose.h"
+#include "net.h"
 
-#define INBUF_MAX 65536   /* bytes of server reply buffered before relay */
 #define LINE_MAX_KEPT 1024 /* octets of one protocol line we inspect */
 
 enum cmd { C_EHLO, C_AUTH, C_MAIL, C_RCPT, C_DATA, C_DATA_END, C_BDAT,
@@ -38,13 +35,11 @@ enum cstate { CS_LINE, CS_BODY, CS_CHUNK };
 struct bridge {
 	char *host, *ehlo_name, *ca_file, *fingerprint;
 	struct bridge_params p;
-	int net_fd, app_fd;
-	struct tls_conn *tls;
-	char inbuf[INBUF_MAX]; /* server bytes read before the relay */
-	size_t inlen;
+	struct net_conn net; /* the server connection, its failure, reply */
+	int app_fd;
 	pthread_t thread;
 	bool thread_started;
-	struct bridge_status st;
+	struct bridge_status st; /* fail/msg for the relay's own failures */
 	/* relay protocol state */
 	enum cmd *pending; /* ring of commands awaiting a reply */
 	size_t phead, pcount, pcap;
@@ -62,19 +57,15 @@ struct bridge {
 	atomic_uint ext; /* BRIDGE_EXT_* of the last EHLO reply */
 };
 
-static long long deadline_in(const struct bridge *b, int factor)
-{
-	return tls_now_ms() + (long long)b->p.timeout * 1000 * factor;
-}
-
-/* Record a failure (the first one wins) and return -1. */
+/* Record a failure (the first one wins, the network's included) and
+ * return -1. */
 static int fail(struct bridge *b, enum bridge_fail f, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static int fail(struct bridge *b, enum bridge_fail f, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (b->st.fail != BF_NONE)
+	if (b->st.fail != BF_NONE || b->net.fail != NF_NONE)
 		return -1;
 	b->st.fail = f;
 	va_start(ap, fmt);
@@ -83,480 +74,67 @@ static int fail(struct bridge *b, enum bridge_fail f, const char *fmt, ...)
 	return -1;
 }
 
-/* Printable copy of a server reply, CR/LF folded to " / ". */
-static void keep_reply(struct bridge *b, const char *r, size_t len)
+/* The bridge's name for each network failure class. */
+static enum bridge_fail from_net(enum net_fail f)
 {
-	size_t o = 0;
+	static const enum bridge_fail map[NF_COUNT] = {
+	    [NF_NONE] = BF_NONE,
+	    [NF_DNS] = BF_DNS,
+	    [NF_REFUSED] = BF_REFUSED,
+	    [NF_UNREACHABLE] = BF_UNREACHABLE,
+	    [NF_CONNECT_TIMEOUT] = BF_CONNECT_TIMEOUT,
+	    [NF_TIMEOUT] = BF_TIMEOUT,
+	    [NF_CLOSED] = BF_CLOSED,
+	    [NF_GREETING] = BF_GREETING,
+	    [NF_NO_STARTTLS] = BF_NO_STARTTLS,
+	    [NF_EXPECTS_TLS] = BF_EXPECTS_TLS,
+	    [NF_EXPECTS_SSL] = BF_EXPECTS_SSL,
+	    [NF_TLS_CERT] = BF_TLS_CERT,
+	    [NF_TLS_PIN] = BF_TLS_PIN,
+	    [NF_TLS_HANDSHAKE] = BF_TLS_HANDSHAKE,
+	    [NF_AUTH] = BF_AUTH,
+	    [NF_NO_AUTH] = BF_NO_AUTH,
+	    [NF_SENDER] = BF_IO,
+	    [NF_IO] = BF_IO,
+	};
 
-	for (size_t i = 0; i < len && o + 4 < sizeof b->st.reply; i++) {
-		unsigned char c = (unsigned char)r[i];
-
-		if (c == '\r')
-			continue;
-		if (c == '\n') {
-			if (i + 1 < len)
-				o += (size_t)snprintf(b->st.reply + o,
-						      sizeof b->st.reply - o,
-						      " / ");
-			continue;
-		}
-		b->st.reply[o++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-	}
-	b->st.reply[o] = '\0';
+	return (unsigned)f < NF_COUNT ? map[f] : BF_IO;
 }
 
-static void transcript(struct bridge *b, const char *dir, const char *line,
-		       size_t len)
+/* The status as the caller sees it: the first failure, whichever layer
+ * recorded it, and what the connection learnt. */
+static void export_status(const struct bridge *b, struct bridge_status *st)
 {
-	if (b->p.transcript == NULL)
-		return;
-	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-		len--;
-	fprintf(b->p.transcript, "%s ", dir);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)line[i];
-
-		fputc(c < 0x20 || c == 0x7f ? '?' : c, b->p.transcript);
+	*st = b->st;
+	if (st->fail == BF_NONE && b->net.fail != NF_NONE) {
+		st->fail = from_net(b->net.fail);
+		snprintf(st->msg, sizeof st->msg, "%s", b->net.msg);
 	}
-	fputc('\n', b->p.transcript);
-	fflush(b->p.transcript);
-}
-
-/* getaddrinfo with a bound: glibc's asynchronous resolver, cancelled (or
- * abandoned, if it cannot be cancelled) at the deadline. */
-static struct addrinfo *resolve(struct bridge *b, long long deadline_ms)
-{
-	struct gaicb *req = calloc(1, sizeof *req);
-	struct addrinfo *hints = calloc(1, sizeof *hints);
-	char *port = malloc(8);
-	struct gaicb *list[1];
-	int r;
-
-	if (req == NULL || hints == NULL || port == NULL) {
-		free(req), free(hints), free(port);
-		fail(b, BF_IO, "out of memory");
-		return NULL;
-	}
-	snprintf(port, 8, "%d", b->p.port);
-	hints->ai_socktype = SOCK_STREAM;
-	hints->ai_flags = AI_ADDRCONFIG;
-	*req = (struct gaicb){.ar_name = b->host, .ar_service = port,
-			      .ar_request = hints};
-	list[0] = req;
-	if ((r = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL)) == 0) {
-		long long left = deadline_ms - tls_now_ms();
-		struct timespec ts = {.tv_sec = left / 1000,
-				      .tv_nsec = (left % 1000) * 1000000};
-
-		while ((r = gai_error(req)) == EAI_INPROGRESS && left > 0) {
-			gai_suspend((const struct gaicb *const *)list, 1, &ts);
-			left = deadline_ms - tls_now_ms();
-			ts.tv_sec = left / 1000;
-			ts.tv_nsec = (left % 1000) * 1000000;
-		}
-		if (r == EAI_INPROGRESS && gai_cancel(req) != EAI_CANCELED) {
-			fail(b, BF_DNS,
-			     "looking up %s took longer than %d s; check "
-			     "/etc/resolv.conf or use the server's IP address",
-			     b->host, b->p.timeout);
-			return NULL; /* the resolver still owns req: leak it */
-		}
-	}
-	if (r == 0) {
-		struct addrinfo *res = req->ar_result;
-
-		free(req), free(hints), free(port);
-		return res;
-	}
-	if (r == EAI_NONAME || r == EAI_NODATA)
-		fail(b, BF_DNS,
-		     "host name %s not found (DNS); check the spelling of host",
-		     b->host);
-	else
-		fail(b, BF_DNS, "looking up %s failed: %s; check DNS "
-				"(/etc/resolv.conf) and the network",
-		     b->host, r == EAI_INPROGRESS || r == EAI_CANCELED
-				      ? "timed out"
-				      : gai_strerror(r));
-	free(req), free(hints), free(port);
-	return NULL;
-}
-
-/* Non-blocking connect to one address until the deadline; fd or -1. */
-static int connect_one(const struct addrinfo *ai, long long deadline_ms,
-		       int *err)
-{
-	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
-					       SOCK_NONBLOCK,
-			ai->ai_protocol);
-	socklen_t elen = sizeof *err;
-
-	if (fd < 0) {
-		*err = errno;
-		return -1;
-	}
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-		return fd;
-	*err = errno;
-	while (*err == EINPROGRESS || *err == EINTR) {
-		long long left = deadline_ms - tls_now_ms();
-		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-		int r;
-
-		if (left <= 0) {
-			*err = ETIMEDOUT;
-			break;
-		}
-		r = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r > 0) {
-			getsockopt(fd, SOL_SOCKET, SO_ERROR, err, &elen);
-			if (*err == 0)
-				return fd;
-		} else if (r == 0) {
-			*err = ETIMEDOUT;
-		}
-		break;
-	}
-	close(fd);
-	return -1;
-}
-
-/* Resolve and connect, each address in turn, all within the timeout. */
-static int open_tcp(struct bridge *b)
-{
-	long long deadline = deadline_in(b, 1);
-	struct addrinfo *res = resolve(b, deadline), *ai;
-	int err = 0, one = 1;
-
-	if (res == NULL)
-		return -1;
-	for (ai = res; ai != NULL && b->net_fd < 0; ai = ai->ai_next)
-		b->net_fd = connect_one(ai, deadline, &err);
-	freeaddrinfo(res);
-	if (b->net_fd >= 0) {
-		setsockopt(b->net_fd, IPPROTO_TCP, TCP_NODELAY, &one,
-			   sizeof one);
-		return 0;
-	}
-	if (err == ECONNREFUSED)
-		return fail(b, BF_REFUSED,
-			    "%s refused the connection on port %d: nothing "
-			    "listens there; check port (usually 465 for ssl, "
-			    "587 for tls, 25 for a local relay)",
-			    b->host, b->p.port);
-	if (err == ETIMEDOUT)
-		return fail(b, BF_CONNECT_TIMEOUT,
-			    "no answer from %s port %d within %d s: a "
-			    "firewall may drop the traffic; check host, port, "
-			    "and that outgoing port %d is open",
-			    b->host, b->p.port, b->p.timeout, b->p.port);
-	if (err == ENETUNREACH || err == EHOSTUNREACH)
-		return fail(b, BF_UNREACHABLE,
-			    "%s port %d is unreachable (%s); check the "
-			    "network and the host name",
-			    b->host, b->p.port, strerror(err));
-	return fail(b, BF_REFUSED, "cannot connect to %s port %d: %s",
-		    b->host, b->p.port, strerror(err));
-}
-
-/* Read from the server, plain or TLS: >0, 0 closed, -1 error, -2 not yet. */
-static long net_read(struct bridge *b, void *buf, size_t len)
-{
-	long n;
-
-	if (b->tls != NULL)
-		return tls_read(b->tls, buf, len);
-	n = read(b->net_fd, buf, len);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return -2;
-	return n;
-}
-
-static int net_write(struct bridge *b, const void *buf, size_t len)
-{
-	const char *p = buf;
-	long long deadline = deadline_in(b, 1);
-
-	if (b->tls != NULL)
-		return tls_write_all(b->tls, buf, len, deadline);
-	while (len > 0) {
-		ssize_t n = send(b->net_fd, p, len, MSG_NOSIGNAL);
-
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-		} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			struct pollfd pfd = {.fd = b->net_fd, .events = POLLOUT};
-			long long left = deadline - tls_now_ms();
-
-			if (left <= 0 || poll(&pfd, 1, (int)left) == 0)
-				return -1;
-		} else {
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* Length of the first complete reply in buf (last line "ddd " or "ddd"),
- * or 0 when more is needed. */
-static size_t complete_reply(const char *buf, size_t len)
-{
-	size_t start = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		if (buf[i] != '\n')
-			continue;
-		if (i - start < 4 || buf[start + 3] != '-')
-			return i + 1;
-		start = i + 1;
-	}
-	return 0;
-}
-
-/* Read one whole reply into b->inbuf (kept there), within the deadline.
- * Returns its length, 0 on timeout with nothing read, -1 on failure. */
-static long read_reply(struct bridge *b, long long deadline_ms)
-{
-	size_t n;
-
-	while ((n = complete_reply(b->inbuf, b->inlen)) == 0) {
-		struct pollfd pfd = {.fd = b->net_fd, .events = POLLIN};
-		long long left = deadline_ms - tls_now_ms();
-		long r;
-
-		if (b->inlen == sizeof b->inbuf)
-			return fail(b, BF_TIMEOUT,
-				    "the server sent a reply longer than %d "
-				    "octets; this is not an SMTP server",
-				    INBUF_MAX);
-		if (b->tls == NULL || !tls_pending(b->tls)) {
-			if (left <= 0 && b->inlen == 0)
-				return 0;
-			if (left <= 0)
-				return fail(b, BF_TIMEOUT,
-					    "%s sent an incomplete reply and "
-					    "then nothing for %d s",
-					    b->host, b->p.timeout);
-			if (poll(&pfd, 1, (int)(left > 60000 ? 60000 : left)) ==
-			    0)
-				continue;
-		}
-		r = net_read(b, b->inbuf + b->inlen, sizeof b->inbuf - b->inlen);
-		if (r == 0 || r == -1)
-			return fail(b, BF_CLOSED,
-				    "%s closed the connection before replying%s",
-				    b->host,
-				    b->inlen ? "" : " (nothing was received)");
-		if (r > 0)
-			b->inlen += (size_t)r;
-	}
-	return (long)n;
-}
-
-/* Drop the first n bytes of inbuf (a reply consumed by the bridge). */
-static void consume(struct bridge *b, size_t n)
-{
-	memmove(b->inbuf, b->inbuf + n, b->inlen - n);
-	b->inlen -= n;
-}
-
-static int reply_code(const char *r)
-{
-	if (r[0] < '1' || r[0] > '5' || r[1] < '0' || r[1] > '9' ||
-	    r[2] < '0' || r[2] > '9')
-		return 0;
-	return (r[0] - '0') * 100 + (r[1] - '0') * 10 + (r[2] - '0');
-}
-
-/* The server said nothing: does it wait for a TLS ClientHello?  If a
- * handshake gets anywhere, this port speaks implicit TLS. */
-static int probe_tls(struct bridge *b, long long deadline_ms)
-{
-	struct tls_params none = {.verify = false};
-	struct tls_conn *c = NULL;
-	char msg[256] = "";
-	enum tls_result r = tls_connect(b->net_fd, b->host, &none, deadline_ms,
-					&c, msg, sizeof msg);
-
-	tls_close(c);
-	if (r == TLS_OK || r == TLS_ERR_HANDSHAKE)
-		return fail(b, BF_EXPECTS_SSL,
-			    "%s port %d speaks TLS from the first byte "
-			    "(implicit TLS): this port expects encryption = "
-			    "ssl",
-			    b->host, b->p.port);
-	return fail(b, BF_TIMEOUT,
-		    "%s port %d accepted the connection but sent no SMTP "
-		    "greeting within %d s; check that this is an SMTP port",
-		    b->host, b->p.port, b->p.timeout);
-}
-
-/* Read the greeting; it stays in inbuf for libESMTP unless consumed.  On
- * a plaintext connection, silence for two thirds of the timeout starts the
- * TLS probe, which gets the rest: the whole wait stays within the timeout. */
-static long greeting(struct bridge *b)
-{
-	long long end = deadline_in(b, 1);
-	long long wait = b->tls == NULL ? (long long)b->p.timeout * 2000 / 3
-					: (long long)b->p.timeout * 1000;
-	long n = read_reply(b, tls_now_ms() + wait);
-
-	if (n == 0 && b->tls == NULL)
-		return probe_tls(b, end);
-	if (n == 0)
-		return fail(b, BF_TIMEOUT,
-			    "%s port %d sent no SMTP greeting within %d s "
-			    "after the TLS handshake",
-			    b->host, b->p.port, b->p.timeout);
-	if (n < 0)
-		return -1;
-	if (reply_code(b->inbuf) != 220) {
-		keep_reply(b, b->inbuf, (size_t)n);
-		transcript(b, "<-", b->inbuf, (size_t)n);
-		return fail(b, BF_GREETING,
-			    "%s refused the session at its greeting: %s",
-			    b->host, b->st.reply);
-	}
-	return n;
-}
-
-/* Send one command line and read its whole reply (consumed). */
-static int command(struct bridge *b, const char *line, int expect)
-{
-	long n;
-
-	transcript(b, "->", line, strlen(line));
-	if (net_write(b, line, strlen(line)) != 0)
-		return fail(b, BF_CLOSED, "%s closed the connection", b->host);
-	n = read_reply(b, deadline_in(b, 1));
-	if (n == 0)
-		return fail(b, BF_TIMEOUT, "%s did not answer %.4s within %d s",
-			    b->host, line, b->p.timeout);
-	if (n < 0)
-		return -1;
-	keep_reply(b, b->inbuf, (size_t)n);
-	for (long i = 0, s = 0; i < n; i++)
-		if (b->inbuf[i] == '\n') {
-			transcript(b, "<-", b->inbuf + s, (size_t)(i - s));
-			s = i + 1;
-		}
-	if (reply_code(b->inbuf) != expect) {
-		consume(b, (size_t)n);
-		return -2;
-	}
-	return (int)n;
-}
-
-/* Whether a multi-line EHLO reply lists keyword (e.g. "STARTTLS"). */
-static bool ehlo_has(const char *r, size_t len, const char *keyword)
-{
-	size_t kl = strlen(keyword);
-
-	for (size_t s = 0; s + 4 < len;) {
-		const char *nl = memchr(r + s, '\n', len - s);
-		size_t e = nl ? (size_t)(nl - r) : len;
-
-		if (e - (s + 4) >= kl && strncasecmp(r + s + 4, keyword, kl) == 0 &&
-		    (e - (s + 4) == kl || strchr(" \r=", r[s + 4 + kl])))
-			return true;
-		s = e + 1;
-	}
-	return false;
-}
-
-/* TLS over the connected socket; failures explained per cause. */
-static int handshake(struct bridge *b)
-{
-	struct tls_params tp = b->p.tls;
-	char msg[900] = "";
-	enum tls_result r;
-
-	tp.ca_file = b->ca_file;
-	tp.fingerprint = b->fingerprint;
-	r = tls_connect(b->net_fd, b->host, &tp, deadline_in(b, 1), &b->tls,
-			msg, sizeof msg);
-	switch (r) {
-	case TLS_OK:
-		b->st.used_tls = true;
-		tls_describe(b->tls, b->st.tls_summary,
-			     sizeof b->st.tls_summary);
-		transcript(b, "==", b->st.tls_summary,
-			   strlen(b->st.tls_summary));
-		return 0;
-	case TLS_ERR_PLAINTEXT:
-		return fail(b, BF_EXPECTS_TLS,
-			    "%s port %d speaks plaintext SMTP first, not "
-			    "implicit TLS: this port expects encryption = tls "
-			    "(STARTTLS); ssl is usually port 465",
-			    b->host, b->p.port);
-	case TLS_ERR_CERT:
-		return fail(b, BF_TLS_CERT, "TLS with %s refused: %s", b->host,
-			    msg);
-	case TLS_ERR_PIN:
-		return fail(b, BF_TLS_PIN, "TLS with %s refused: %s", b->host,
-			    msg);
-	case TLS_ERR_TIMEOUT:
-		return fail(b, BF_TIMEOUT,
-			    "TLS handshake with %s port %d got no answer within "
-			    "%d s",
-			    b->host, b->p.port, b->p.timeout);
-	default:
-		return fail(b, BF_TLS_HANDSHAKE,
-			    "TLS handshake with %s port %d failed: %s; the "
-			    "server may need an older or newer TLS version "
-			    "(TLS 1.2 is the minimum)",
-			    b->host, b->p.port, msg);
-	}
+	snprintf(st->reply, sizeof st->reply, "%s", b->net.reply);
+	snprintf(st->tls_summary, sizeof st->tls_summary, "%s",
+		 b->net.tls_summary);
+	st->used_tls = b->net.used_tls;
 }
 
 /* RFC 3207: greeting, EHLO, STARTTLS, handshake.  The greeting is kept so
  * that libESMTP, which is told nothing of this, starts with it. */
 static int starttls(struct bridge *b)
 {
-	char greet[INBUF_MAX], line[300];
+	char greet[NET_INBUF_MAX];
 	size_t glen;
 	long n;
 
-	if ((n = greeting(b)) < 0)
+	if ((n = net_greeting(&b->net)) < 0)
 		return -1;
 	glen = (size_t)n;
-	memcpy(greet, b->inbuf, glen);
-	transcript(b, "<-", greet, glen);
+	memcpy(greet, b->net.inbuf, glen);
+	net_transcript(&b->net, "<-", greet, glen);
 	b->greeting_shown = true;
-	consume(b, glen);
-	snprintf(line, sizeof line, "EHLO %s\r\n", b->ehlo_name);
-	if ((n = command(b, line, 250)) < 0)
-		return n == -2 ? fail(b, BF_GREETING,
-				      "%s refused EHLO: %s", b->host,
-				      b->st.reply)
-			       : -1;
-	if (!ehlo_has(b->inbuf, (size_t)n, "STARTTLS"))
-		return fail(b, BF_NO_STARTTLS,
-			    "%s port %d does not offer STARTTLS, and mail is "
-			    "never sent unencrypted with encryption = tls; use "
-			    "encryption = ssl (port 465) or a port that offers "
-			    "STARTTLS (587)",
-			    b->host, b->p.port);
-	consume(b, (size_t)n);
-	if ((n = command(b, "STARTTLS\r\n", 220)) < 0)
-		return n == -2 ? fail(b, BF_NO_STARTTLS,
-				      "%s refused STARTTLS: %s", b->host,
-				      b->st.reply)
-			       : -1;
-	consume(b, (size_t)n);
-	b->st.reply[0] = '\0';
-	if (b->inlen != 0) /* bytes after 220 would be injected plaintext */
-		return fail(b, BF_TLS_HANDSHAKE,
-			    "%s sent data before the TLS handshake "
-			    "(possible STARTTLS injection); refusing",
-			    b->host);
-	if (handshake(b) != 0)
+	net_consume(&b->net, glen);
+	if (net_starttls(&b->net, b->ehlo_name) != 0)
 		return -1;
-	memcpy(b->inbuf, greet, glen);
-	b->inlen = glen;
+	memcpy(b->net.inbuf, greet, glen);
+	b->net.inlen = glen;
 	return 0;
 }
 
@@ -564,9 +142,7 @@ static void bridge_free(struct bridge *b)
 {
 	if (b == NULL)
 		return;
-	tls_close(b->tls);
-	if (b->net_fd >= 0)
-		close(b->net_fd);
+	net_close(&b->net);
 	if (b->app_fd >= 0)
 		close(b->app_fd);
 	free(b->host), free(b->ehlo_name), free(b->ca_file);
@@ -577,6 +153,17 @@ static void bridge_free(struct bridge *b)
 static char *dup_or_null(const char *s)
 {
 	return s == NULL ? NULL : strdup(s);
+}
+
+/* The connection's parameters, from our private copies of the strings. */
+static void init_net(struct bridge *b)
+{
+	struct tls_params tp = b->p.tls;
+
+	tp.ca_file = b->ca_file;
+	tp.fingerprint = b->fingerprint;
+	net_init(&b->net, b->host, b->p.port, b->p.timeout, &tp,
+		 b->p.transcript);
 }
 
 struct bridge *bridge_open(const struct bridge_params *params,
@@ -592,24 +179,25 @@ struct bridge *bridge_open(const struct bridge_params *params,
 		return NULL;
 	}
 	b->p = *params;
-	b->net_fd = b->app_fd = -1;
+	b->app_fd = -1;
 	b->host = strdup(params->host);
 	b->ehlo_name = strdup(params->ehlo_name ? params->ehlo_name
 						: "localhost");
 	b->ca_file = dup_or_null(params->tls.ca_file);
 	b->fingerprint = dup_or_null(params->tls.fingerprint);
+	init_net(b);
 	if (b->host == NULL || b->ehlo_name == NULL)
 		fail(b, BF_IO, "out of memory");
-	else if (open_tcp(b) == 0) {
+	else if (net_open_tcp(&b->net) == 0) {
 		if (b->p.mode == BRIDGE_STARTTLS)
 			r = starttls(b);
-		else if (b->p.mode == BRIDGE_SSL && handshake(b) != 0)
+		else if (b->p.mode == BRIDGE_SSL && net_handshake(&b->net) != 0)
 			r = -1;
 		else
-			r = greeting(b) > 0 ? 0 : -1;
+			r = net_greeting(&b->net) > 0 ? 0 : -1;
 	}
 	if (r != 0) {
-		*st = b->st;
+		export_status(b, st);
 		bridge_free(b);
 		return NULL;
 	}
@@ -663,8 +251,8 @@ static bool verb_is(const char *line, size_t len, const char *verb)
 static void stop_session(struct bridge *b)
 {
 	if (!b->quit_sent) {
-		transcript(b, "->", "QUIT", 4);
-		net_write(b, "QUIT\r\n", 6);
+		net_transcript(&b->net, "->", "QUIT", 4);
+		net_write(&b->net, "QUIT\r\n", 6);
 		b->quit_sent = true;
 	}
 	b->stop = true;
@@ -677,7 +265,7 @@ static int client_line(struct bridge *b, const char *line, size_t len)
 
 	if (b->in_auth) {
 		c = C_AUTH;
-		transcript(b, "->", "(AUTH response masked)", 22);
+		net_transcript(&b->net, "->", "(AUTH response masked)", 22);
 	} else if (verb_is(line, len, "AUTH")) {
 		size_t m = 5;
 
@@ -685,9 +273,10 @@ static int client_line(struct bridge *b, const char *line, size_t len)
 			m++;
 		c = C_AUTH;
 		b->in_auth = true;
-		transcript(b, "->", line, m); /* "AUTH PLAIN", never more */
+		net_transcript(&b->net, "->", line,
+			       m); /* "AUTH PLAIN", never more */
 	} else {
-		transcript(b, "->", line, len);
+		net_transcript(&b->net, "->", line, len);
 		if (verb_is(line, len, "EHLO") || verb_is(line, len, "HELO"))
 			c = C_EHLO;
 		else if (verb_is(line, len, "MAIL"))
@@ -721,7 +310,7 @@ static int client_line(struct bridge *b, const char *line, size_t len)
 	}
 	if (c == C_QUIT)
 		b->quit_sent = true;
-	if (push_cmd(b, c) != 0 || net_write(b, line, len) != 0)
+	if (push_cmd(b, c) != 0 || net_write(&b->net, line, len) != 0)
 		return fail(b, BF_CLOSED, "the connection to %s broke",
 			    b->host);
 	return 0;
@@ -761,7 +350,7 @@ static int client_bytes(struct bridge *b, const char *p, size_t n)
 				take = body_span(b, p, n, &end);
 			}
 			b->body_bytes += take;
-			if (net_write(b, p, take) != 0)
+			if (net_write(&b->net, p, take) != 0)
 				return fail(b, BF_CLOSED,
 					    "the connection to %s broke during "
 					    "the message transfer",
@@ -772,7 +361,8 @@ static int client_bytes(struct bridge *b, const char *p, size_t n)
 						   "(message: %llu octets)",
 						   b->body_bytes);
 
-				transcript(b, "->", note, (size_t)len);
+				net_transcript(&b->net, "->", note,
+					       (size_t)len);
 				push_cmd(b, C_DATA_END);
 			}
 			if (end)
@@ -832,7 +422,7 @@ static unsigned ehlo_keywords(const char *r, size_t len)
 	unsigned bits = 0;
 
 	for (size_t k = 0; k < sizeof kws / sizeof kws[0]; k++)
-		if (ehlo_has(r, len, kws[k].kw))
+		if (net_ehlo_has(r, len, kws[k].kw))
 			bits |= kws[k].bit;
 	return bits;
 }
@@ -847,10 +437,10 @@ static void server_reply(struct bridge *b)
 {
 	bool any;
 	enum cmd c = pop_cmd(b, &any);
-	int code = reply_code(b->reply);
+	int code = net_reply_code(b->reply);
 
 	if (!any || c != C_AUTH)
-		keep_reply(b, b->reply, b->rlen);
+		net_keep_reply(&b->net, b->reply, b->rlen);
 	if (c == C_EHLO && code == 250)
 		atomic_store(&b->ext, ehlo_keywords(b->reply, b->rlen));
 	if (c == C_DATA && code == 354) {
@@ -862,9 +452,9 @@ static void server_reply(struct bridge *b)
 		b->st.authenticated = true;
 	} else if (c == C_AUTH && code != 334) {
 		b->in_auth = false;
-		keep_reply(b, b->reply, b->rlen);
+		net_keep_reply(&b->net, b->reply, b->rlen);
 		fail(b, BF_AUTH, "%s refused the login: %s", b->host,
-		     b->st.reply);
+		     b->net.reply);
 		stop_session(b);
 	}
 	b->rlen = 0;
@@ -873,7 +463,7 @@ static void server_reply(struct bridge *b)
 /* One reply line: kept (bounded) for the reply it belongs to. */
 static int server_line(struct bridge *b, const char *line, size_t len)
 {
-	transcript(b, "<-", line, len);
+	net_transcript(&b->net, "<-", line, len);
 	note_auth(b, line, len);
 	if (b->rlen + len < sizeof b->reply) {
 		memcpy(b->reply + b->rlen, line, len);
@@ -932,7 +522,7 @@ static int from_server(struct bridge *b)
 	char buf[16384];
 
 	do {
-		long n = net_read(b, buf, sizeof buf);
+		long n = net_read(&b->net, buf, sizeof buf);
 
 		if (n == -2)
 			return 0;
@@ -940,13 +530,13 @@ static int from_server(struct bridge *b)
 			if (!b->quit_sent)
 				fail(b, BF_CLOSED,
 				     "%s closed the connection%s%s", b->host,
-				     b->st.reply[0] ? " after: " : "",
-				     b->st.reply);
+				     b->net.reply[0] ? " after: " : "",
+				     b->net.reply);
 			return -1;
 		}
 		if (server_bytes(b, buf, (size_t)n) != 0)
 			return -1;
-	} while (b->tls != NULL && tls_pending(b->tls));
+	} while (b->net.tc != NULL && tls_pending(b->net.tc));
 	return 0;
 }
 
@@ -972,10 +562,10 @@ static void *relay(void *arg)
 
 	while (!b->stop) {
 		struct pollfd pfd[2] = {{.fd = b->app_fd, .events = POLLIN},
-					{.fd = b->net_fd, .events = POLLIN}};
-		int r = (b->tls != NULL && tls_pending(b->tls))
-				? 1
-				: poll(pfd, 2, idle_ms);
+					{.fd = b->net.fd, .events = POLLIN}};
+		int r = (b->net.tc != NULL && tls_pending(b->net.tc))
+			    ? 1
+			    : poll(pfd, 2, idle_ms);
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -984,15 +574,15 @@ static void *relay(void *arg)
 			     b->host);
 			break;
 		}
-		if ((pfd[1].revents || (b->tls && tls_pending(b->tls))) &&
+		if ((pfd[1].revents || (b->net.tc && tls_pending(b->net.tc))) &&
 		    from_server(b) != 0)
 			break;
 		if (pfd[0].revents && from_client(b) != 0)
 			break;
 	}
-	tls_close(b->tls);
-	b->tls = NULL;
-	shutdown(b->net_fd, SHUT_RDWR);
+	tls_close(b->net.tc);
+	b->net.tc = NULL;
+	shutdown(b->net.fd, SHUT_RDWR);
 	shutdown(b->app_fd, SHUT_RDWR); /* libESMTP sees EOF */
 	return NULL;
 }
@@ -1012,16 +602,16 @@ static int take_over(void *arg, int fd)
 	close(sv[0]);
 	b->app_fd = sv[1];
 	/* The greeting (and anything after it) was read by the bridge. */
-	FILE *t = b->p.transcript;
+	FILE *t = b->net.transcript;
 	if (b->greeting_shown)
-		b->p.transcript = NULL; /* shown before STARTTLS already */
-	r = b->inlen > 0 ? server_bytes(b, b->inbuf, b->inlen) : 0;
-	b->p.transcript = t;
+		b->net.transcript = NULL; /* shown before STARTTLS already */
+	r = b->net.inlen > 0 ? server_bytes(b, b->net.inbuf, b->net.inlen) : 0;
+	b->net.transcript = t;
 	if (r != 0) {
 		errno = ECONNRESET;
 		return -1;
 	}
-	b->inlen = 0;
+	b->net.inlen = 0;
 	if (pthread_create(&b->thread, NULL, relay, b) != 0) {
 		errno = EAGAIN;
 		return -1;
@@ -1047,7 +637,7 @@ void bridge_close(struct bridge *b, struct bridge_status *st)
 		pthread_join(b->thread, NULL);
 	}
 	if (st != NULL)
-		*st = b->st;
+		export_status(b, st);
 	bridge_free(b);
 }
 

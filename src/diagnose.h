@@ -38,6 +38,10 @@ struct diag_result {
 	char reply[1024];             /* the server's reply, or "" */
 	double ms[DIAG_NSTEPS];       /* time each step took */
 	char warnings[1024];          /* settings warnings, "; "-joined */
+	int exit_code;                /* when !ok: the sysexits code for it
+					 (EX_CONFIG settings, EX_TEMPFAIL
+					 network/TLS/AUTH, EX_UNAVAILABLE a
+					 refused sender or message) */
 };
 
 /* Run the test for route r of cfg.  Returns 0 when every step passed,
