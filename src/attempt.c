@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lastresult.h"
 #include "log.h"
 
 long long attempt_next_time(const struct config *cfg, unsigned attempts,
@@ -102,6 +103,7 @@ static void record(struct attempt *a, const struct deliver_session *ds,
 		   long long now)
 {
 	struct queue_state *st = a->st;
+	const char *refusal = NULL;
 	size_t k = 0;
 
 	st->attempts++;
@@ -119,6 +121,8 @@ static void record(struct attempt *a, const struct deliver_session *ds,
 		} else if (rc->result == PERMFAIL) {
 			st->rcpt_state[j] = RS_FAILED;
 			a->refused++;
+			if (refusal == NULL)
+				refusal = rc->reply;
 		} else {
 			a->deferred++;
 			if (st->error[0] == '\0')
@@ -126,6 +130,39 @@ static void record(struct attempt *a, const struct deliver_session *ds,
 					 ds->msg[0] ? ds->msg : rc->reply);
 		}
 	}
+	if (st->error[0] == '\0' && refusal != NULL) /* the server's words */
+		snprintf(st->error, sizeof st->error, "%s", refusal);
+}
+
+/* The attempt's outcome for `switchmailctl status`: the session's failure,
+ * else the first deferral, else a refusal when nothing got through, else
+ * delivered. */
+static void record_last(const struct config *cfg, const struct route *r,
+			const struct attempt *a, size_t n,
+			const struct deliver_session *ds)
+{
+	size_t delivered = 0, deferred = 0;
+	const char *why = NULL, *refusal = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		delivered += a[i].delivered;
+		deferred += a[i].deferred;
+		if (why == NULL && a[i].deferred > 0)
+			why = a[i].st->error;
+		for (size_t j = 0; refusal == NULL && j < a[i].m.nrcpts; j++)
+			if (a[i].m.rcpts[j].result == PERMFAIL)
+				refusal = a[i].m.refused_whole
+					      ? a[i].m.reply
+					      : a[i].m.rcpts[j].reply;
+	}
+	if (ds->failure_kind != NULL || ds->msg[0] != '\0')
+		lastresult_record(cfg, r->name, LAST_DEFERRED, ds->msg);
+	else if (deferred > 0)
+		lastresult_record(cfg, r->name, LAST_DEFERRED, why);
+	else if (delivered == 0 && refusal != NULL)
+		lastresult_record(cfg, r->name, LAST_REFUSED, refusal);
+	else
+		lastresult_record(cfg, r->name, LAST_DELIVERED, NULL);
 }
 
 void attempt_deliver(const struct config *cfg, struct attempt *a, size_t n,
@@ -150,6 +187,8 @@ void attempt_deliver(const struct config *cfg, struct attempt *a, size_t n,
 			record(&a[i], ds, now);
 		}
 	}
+	if (k > 0)
+		record_last(cfg, r, a, n, ds);
 	free(msgs);
 }
 

@@ -13,6 +13,14 @@
  * Empty optional strings ("") mean "unset".  Paths must be absolute: the
  * working directory of a PHP or cron caller is anybody's guess.
  *
+ * Presets: a route's `provider` names an entry of providers.conf (read
+ * once per load, only when a route names one); it fills the host,
+ * encryption and port the route left out, and its warnings (e.g.
+ * Outlook.com is OAuth-only, port 465 is not Microsoft 365's) join the
+ * others.  An unknown name is an error listing the close ones.  This file
+ * also parses providers.conf itself (config_load_providers), so that the
+ * libconfig parser stays in one file.
+ *
  * Known limit: libconfig 1.5 silently truncates an integer beyond 32 bits
  * written without an L suffix (4294967321 reads as 25); that cannot be seen
  * from here.
@@ -29,6 +37,7 @@
 #include <libconfig.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +45,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "providers.h"
 
 #define CONFIG_FILE_MAX (1024L * 1024) /* bytes in the configuration file */
 #define HOST_MAX	253	       /* host, default_domain, hostname */
@@ -48,12 +59,17 @@
 #define FINGERPRINT_HEX 64		 /* hex digits of a SHA-256 digest */
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 
-/* One config_load(): where messages point and what is being filled. */
+/* One config_load() (or config_load_providers()): where messages point
+ * and what is being filled. */
 struct loader {
 	char where[WHERE_MAX]; /* the file name, printable */
 	struct config *cfg;
 	struct sm_error *err;
-	mode_t mode; /* of the configuration file */
+	mode_t mode;	/* of the configuration file */
+	bool is_presets; /* loading providers.conf, not switchmail.conf */
+	int presets_state; /* 0: not read yet, 1: read, -1: unreadable */
+	struct provider_list presets; /* read once, for both routes */
+	struct sm_error presets_err;  /* why they could not be read */
 };
 
 /* What a setting must hold. */
@@ -1041,18 +1057,139 @@ static int default_port(enum encryption e)
 	return e == ENC_SSL ? 465 : e == ENC_TLS ? 587 : 25;
 }
 
+/* ---- provider presets applied to a route -------------------------------- */
+
+/* The presets, read at the first route naming a provider.  Returns the
+ * list, or NULL when the file cannot be read (ld->presets_err says why). */
+static const struct provider_list *presets(struct loader *ld)
+{
+	if (ld->presets_state == 0)
+		ld->presets_state =
+		    providers_load(&ld->presets, &ld->presets_err) == 0 ? 1
+									: -1;
+	return ld->presets_state > 0 ? &ld->presets : NULL;
+}
+
+/* The presets cannot be read: an error when the route needs the preset's
+ * host, a warning when it would have filled port or encryption. */
+static int presets_unreadable(struct loader *ld, const config_setting_t *s,
+			      const config_setting_t *group,
+			      const struct route *r, bool needed)
+{
+	char name[NAME_MAX_];
+
+	setting_name(s, name, sizeof name);
+	if (r->host == NULL && needed)
+		return bad(ld, s,
+			   "\"%s\": the presets cannot be read (%s); set "
+			   "%s.host, port and encryption yourself, or "
+			   "reinstall providers.conf",
+			   r->provider, ld->presets_err.msg, r->name);
+	if (config_setting_get_member(group, "port") != NULL &&
+	    config_setting_get_member(group, "encryption") != NULL)
+		return 0;
+	return warn(ld, s,
+		    "%s \"%s\": the presets cannot be read (%s); port and "
+		    "encryption left out take the usual defaults",
+		    name, r->provider, ld->presets_err.msg);
+}
+
+static int unknown_preset(struct loader *ld, const config_setting_t *s,
+			  const struct provider_list *pl, const char *typed)
+{
+	char near[256], q[QUOTE_MAX];
+
+	providers_near(pl, typed, near, sizeof near);
+	if (near[0] != '\0')
+		return bad(ld, s,
+			   "\"%s\" is not a known preset (close: %s); see "
+			   "switchmailctl providers",
+			   quote(q, typed), near);
+	return bad(ld, s,
+		   "\"%s\" is not a known preset; switchmailctl providers "
+		   "lists them",
+		   quote(q, typed));
+}
+
+/* Fill host, encryption and port that group left out from r's preset
+ * (*out: the preset, or NULL when r names none).  needed: the route must
+ * be usable (native, or the connector while active). */
+static int apply_preset(struct loader *ld, const config_setting_t *group,
+			struct route *r, bool needed,
+			const struct provider **out)
+{
+	const config_setting_t *s = config_setting_get_member(group, "provider");
+	const struct provider_list *pl;
+	const struct provider *p;
+
+	*out = NULL;
+	if (r->provider == NULL)
+		return 0;
+	if ((pl = presets(ld)) == NULL)
+		return presets_unreadable(ld, s, group, r, needed);
+	if ((p = providers_find(pl, r->provider)) == NULL)
+		return unknown_preset(ld, s, pl, r->provider);
+	*out = p;
+	if (r->host == NULL && p->host[0] != '\0' &&
+	    copy(ld, &r->host, p->host) < 0)
+		return -1;
+	if (r->host == NULL && needed)
+		return fail(ld, EX_CONFIG, group,
+			    "%s.host is missing; the \"%s\" preset cannot "
+			    "guess it: %s",
+			    r->name, p->name, p->host_hint);
+	if (config_setting_get_member(group, "encryption") == NULL)
+		r->encryption = p->encryption;
+	if (r->port == 0 && r->encryption == p->encryption)
+		r->port = p->port;
+	return 0;
+}
+
+/* What the preset says about this use of it: its standing warning, a
+ * port it does not accept, a self-signed server left unpinned. */
+static int preset_warnings(struct loader *ld, const config_setting_t *group,
+			   const struct route *r, const struct provider *p)
+{
+	if (p == NULL)
+		return 0;
+	if (p->warning[0] != '\0' &&
+	    warn(ld, group, "%s.provider \"%s\": %s", r->name, p->name,
+		 p->warning) < 0)
+		return -1;
+	for (size_t i = 0; i < p->nunsupported; i++)
+		if (r->port == p->unsupported_ports[i] &&
+		    warn(ld, group,
+			 "%s.port %d: %s does not accept this port; use "
+			 "port %d with encryption \"%s\"",
+			 r->name, r->port, p->title, p->port,
+			 encryption_names[p->encryption]) < 0)
+			return -1;
+	if (p->pin && r->tls_fingerprint == NULL &&
+	    warn(ld, group,
+		 "%s: %s uses a self-signed certificate; pin it with "
+		 "%s.tls_fingerprint (switchmailctl test shows it)",
+		 r->name, p->title, r->name) < 0)
+		return -1;
+	return 0;
+}
+
 /* Load one route group; required: host and from must be there. */
 static int load_route(struct loader *ld, const config_setting_t *group,
 		      struct route *r, bool native)
 {
+	const struct provider *p = NULL;
+	bool needed;
+
 	r->encryption = ENC_TLS;
 	r->tls_verify = true;
 	r->timeout = CONFIG_TIMEOUT_DEFAULT;
 	if (load_group(ld, group, route_keys, NELEM(route_keys), native, r) < 0)
 		return -1;
-	if ((native || ld->cfg->connector_active) &&
-	    (need(ld, group, r, r->host, "host") < 0 ||
-	     need(ld, group, r, r->from, "from") < 0))
+	needed = native || ld->cfg->connector_active;
+	if (apply_preset(ld, group, r, needed, &p) < 0)
+		return -1;
+	if (needed && (need(ld, group, r, r->host, "host") < 0 ||
+		       need(ld, group, r, r->from, "from") < 0))
 		return -1;
 	if (check_auth(ld, group, r) < 0 || check_secret_mode(ld, group) < 0)
 		return -1;
@@ -1064,9 +1201,12 @@ static int load_route(struct loader *ld, const config_setting_t *group,
 			return no_memory(ld);
 		r->nallowed = 1;
 	}
+	if (preset_warnings(ld, group, r, p) < 0)
+		return -1;
 	return route_warnings(ld, group, r);
 }
 
+/* A connector counts as configured when it can send: host and from. */
 static int set_connector(struct loader *ld, void *obj,
 			 const config_setting_t *s)
 {
@@ -1074,7 +1214,8 @@ static int set_connector(struct loader *ld, void *obj,
 
 	if (load_route(ld, s, &cfg->connector, false) < 0)
 		return -1;
-	cfg->has_connector = cfg->connector.host != NULL;
+	cfg->has_connector =
+	    cfg->connector.host != NULL && cfg->connector.from != NULL;
 	return 0;
 }
 
@@ -1360,6 +1501,12 @@ static int finish(struct loader *ld)
 
 static int unreadable(struct loader *ld, int e)
 {
+	if (ld->is_presets)
+		return fail(ld, e == EACCES || e == EPERM ? EX_NOPERM : EX_CONFIG,
+			    NULL,
+			    "cannot read: %s; reinstall providers.conf or set "
+			    "%s to its path",
+			    strerror(e), PROVIDERS_ENV);
 	if (e == EACCES || e == EPERM)
 		return fail(ld, EX_NOPERM, NULL,
 			    "cannot read: %s; check its owner and mode "
@@ -1415,6 +1562,203 @@ static int parse_file(struct loader *ld, config_t *lc, const char *path)
 	return 0;
 }
 
+/* ---- providers.conf (parsed here, used through providers.h) ------------ */
+
+/* The string settings of a preset and where they go. */
+static const struct {
+	const char *name;
+	size_t off;
+} preset_strings[] = {
+    {"title", offsetof(struct provider, title)},
+    {"host", offsetof(struct provider, host)},
+    {"host_hint", offsetof(struct provider, host_hint)},
+    {"username", offsetof(struct provider, username)},
+    {"username_hint", offsetof(struct provider, username_hint)},
+    {"password_hint", offsetof(struct provider, password_hint)},
+    {"sender", offsetof(struct provider, sender)},
+    {"limits", offsetof(struct provider, limits)},
+    {"notes", offsetof(struct provider, notes)},
+    {"warning", offsetof(struct provider, warning)},
+};
+
+/* The other settings of a preset and what they hold. */
+static const struct {
+	const char *name;
+	enum kind kind;
+} preset_others[] = {
+    {"port", K_INT},
+    {"encryption", K_STRING},
+    {"unsupported_ports", K_INTS},
+    {"pin", K_BOOL},
+};
+
+#define PRESET_KNOWN                                                           \
+	"title, host, host_hint, port, encryption, username, "                 \
+	"username_hint, password_hint, sender, limits, notes, warning, "      \
+	"unsupported_ports, pin"
+
+static char **preset_string(struct provider *p, size_t i)
+{
+	return (char **)(void *)((char *)p + preset_strings[i].off);
+}
+
+/* unsupported_ports = [ 465, ... ]; */
+static int preset_ports(struct loader *ld, const config_setting_t *s,
+			struct provider *p)
+{
+	int n = config_setting_length(s);
+	long long v = 0;
+
+	if (n > PROVIDER_PORTS_MAX)
+		return bad(ld, s, "has %d entries; at most %d", n,
+			   PROVIDER_PORTS_MAX);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e =
+		    config_setting_get_elem(s, (unsigned)i);
+
+		if (!kind_ok(K_INT, config_setting_type(e)))
+			return bad(ld, e, "must be a port number, not %s",
+				   type_name(e));
+		if (int_in(ld, e, 1, 65535, "a port is 1..65535", &v) < 0)
+			return -1;
+		p->unsupported_ports[p->nunsupported++] = (int)v;
+	}
+	return 0;
+}
+
+/* A non-string setting s of a preset into p. */
+static int preset_other(struct loader *ld, const config_setting_t *s,
+			const char *name, struct provider *p)
+{
+	struct route r = {.name = "preset"};
+
+	if (strcmp(name, "port") == 0) {
+		if (set_port(ld, &r, s) < 0)
+			return -1;
+		p->port = r.port;
+		return 0;
+	}
+	if (strcmp(name, "encryption") == 0) {
+		if (set_encryption(ld, &r, s) < 0)
+			return -1;
+		p->encryption = r.encryption;
+		return 0;
+	}
+	if (strcmp(name, "pin") == 0) {
+		p->pin = config_setting_get_bool(s) != 0;
+		return 0;
+	}
+	return preset_ports(ld, s, p);
+}
+
+/* One setting s of a preset into p. */
+static int preset_setting(struct loader *ld, const config_setting_t *s,
+			  struct provider *p)
+{
+	const char *name = config_setting_name(s), *v = NULL;
+
+	for (size_t i = 0; i < NELEM(preset_strings); i++) {
+		if (strcmp(name, preset_strings[i].name) != 0)
+			continue;
+		if (!kind_ok(K_STRING, config_setting_type(s)))
+			return bad(ld, s, "must be %s, not %s",
+				   kind_names[K_STRING], type_name(s));
+		if (string_of(ld, s, false, &v) < 0)
+			return -1;
+		return copy(ld, preset_string(p, i), v);
+	}
+	for (size_t i = 0; i < NELEM(preset_others); i++) {
+		if (strcmp(name, preset_others[i].name) != 0)
+			continue;
+		if (!kind_ok(preset_others[i].kind, config_setting_type(s)))
+			return bad(ld, s, "must be %s, not %s",
+				   kind_names[preset_others[i].kind],
+				   type_name(s));
+		return preset_other(ld, s, name, p);
+	}
+	return bad(ld, s, "is not a known preset setting; known: %s",
+		   PRESET_KNOWN);
+}
+
+/* One preset: name = { title = "..."; host = "..."; port = N; ... }; */
+static int load_preset(struct loader *ld, const config_setting_t *g,
+		       struct provider *p)
+{
+	int n = config_setting_length(g);
+
+	if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+		return bad(ld, g, "must be a group { title = \"...\"; ... }, "
+				  "not %s",
+			   type_name(g));
+	if (copy(ld, &p->name, config_setting_name(g)) < 0)
+		return -1;
+	for (int i = 0; i < n; i++)
+		if (preset_setting(ld, config_setting_get_elem(g, (unsigned)i),
+				   p) < 0)
+			return -1;
+	for (size_t i = 0; i < NELEM(preset_strings); i++)
+		if (*preset_string(p, i) == NULL &&
+		    copy(ld, preset_string(p, i), "") < 0)
+			return -1;
+	if (p->title[0] == '\0' || p->port == 0 ||
+	    config_setting_get_member(g, "encryption") == NULL ||
+	    (p->host[0] == '\0' && p->host_hint[0] == '\0'))
+		return bad(ld, g,
+			   "needs title, port, encryption, and host (or "
+			   "host_hint when the admin must give it)");
+	return 0;
+}
+
+/* The root of providers.conf: providers = { name = { ... }; ... }; */
+static int load_presets(struct loader *ld, config_t *lc,
+			struct provider_list *pl)
+{
+	const config_setting_t *all = config_lookup(lc, "providers");
+	int n;
+
+	if (config_setting_length(config_root_setting(lc)) != 1 ||
+	    all == NULL || config_setting_type(all) != CONFIG_TYPE_GROUP)
+		return fail(ld, EX_CONFIG, all,
+			    "must hold one group: providers = { ovh = { "
+			    "title = \"OVH\"; host = \"ssl0.ovh.net\"; ... "
+			    "}; };");
+	n = config_setting_length(all);
+	if (n > PROVIDERS_MAX)
+		return bad(ld, all, "has %d presets; at most %d", n,
+			   PROVIDERS_MAX);
+	if ((pl->v = calloc(n > 0 ? (size_t)n : 1, sizeof *pl->v)) == NULL)
+		return no_memory(ld);
+	for (int i = 0; i < n; i++) {
+		pl->n = (size_t)i + 1;
+		if (load_preset(ld, config_setting_get_elem(all, (unsigned)i),
+				&pl->v[i]) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int config_load_providers(const char *path, struct provider_list *pl,
+			  struct sm_error *err)
+{
+	struct loader ld = {.err = err, .is_presets = true};
+	config_t lc;
+	int rc;
+
+	error_clear(err);
+	memset(pl, 0, sizeof *pl);
+	error_printable(ld.where, sizeof ld.where, path, strlen(path));
+	config_init(&lc);
+	rc = parse_file(&ld, &lc, path);
+	if (rc == 0)
+		rc = load_presets(&ld, &lc, pl);
+	config_destroy(&lc);
+	if (rc == 0)
+		rc = copy(&ld, &pl->path, path);
+	if (rc < 0)
+		providers_free(pl);
+	return rc;
+}
+
 /* libconfig frees its strings unwiped: wipe the passwords first. */
 static void wipe_tree(config_t *lc)
 {
@@ -1461,6 +1805,7 @@ int config_load(const char *path, struct config *cfg, struct sm_error *err)
 			  "\"no-reply@example.org\"; };");
 	wipe_tree(&lc);
 	config_destroy(&lc);
+	providers_free(&ld.presets);
 	if (rc == 0)
 		rc = finish(&ld);
 	if (rc < 0)

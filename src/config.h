@@ -13,12 +13,19 @@
 #include "address.h"
 #include "errors.h"
 
+/* The two installed paths may be set by the build: make passes
+ * -DCONFIG_DEFAULT_PATH='"$(SYSCONFDIR)/switchmail.conf"' and
+ * -DCONFIG_QUEUE_DIR_DEFAULT='"$(SPOOLDIR)"'. */
+#ifndef CONFIG_DEFAULT_PATH
 #define CONFIG_DEFAULT_PATH "/etc/switchmail.conf"
+#endif
 #define CONFIG_ENV "SWITCHMAIL_CONFIG"
 #define CONFIG_SECRET_MAX 255  /* username/password bytes (libESMTP PLAIN) */
 #define CONFIG_TIMEOUT_DEFAULT 15
 #define CONFIG_TIMEOUT_MAX 600
+#ifndef CONFIG_QUEUE_DIR_DEFAULT
 #define CONFIG_QUEUE_DIR_DEFAULT "/var/spool/switchmail"
+#endif
 #define CONFIG_MAX_AGE_DEFAULT 432000L /* 5 days */
 
 enum encryption { ENC_NONE, ENC_SSL, ENC_TLS };
@@ -47,7 +54,8 @@ struct config {
 	char *path;             /* the file loaded */
 	bool connector_active;  /* connector.active (default false) */
 	struct route connector; /* all fields empty when no connector group */
-	bool has_connector;
+	bool has_connector;     /* the connector has host and from (the
+				   preset's host counts) */
 	struct route native;    /* required */
 	struct alias_entry *aliases; /* owned names/values */
 	size_t naliases;
@@ -80,5 +88,12 @@ void config_free(struct config *cfg);
 
 /* "none", "ssl" or "tls". */
 const char *config_encryption_name(enum encryption e);
+
+/* Parse the provider presets file at path into pl (providers.h; parsed
+ * here because config.c is the one file that includes libconfig).
+ * Returns 0 or -1 with err filled; pl then holds nothing to free. */
+struct provider_list;
+int config_load_providers(const char *path, struct provider_list *pl,
+			  struct sm_error *err);
 
 #endif

@@ -26,5 +26,10 @@ typedef int ctl_fn(struct ctl *c, int argc, char **argv,
 		   struct sm_error *err);
 
 ctl_fn ctl_queue; /* runner.c: queue run|flush|list */
+ctl_fn ctl_connect;    /* ctlconfig.c: connect [--provider P] ... */
+ctl_fn ctl_disconnect; /* ctlconfig.c: disconnect */
+ctl_fn ctl_status;     /* ctlconfig.c: status */
+ctl_fn ctl_providers;  /* ctlconfig.c: providers [NAME] */
+ctl_fn ctl_test;  /* diagnose.c: test [--route R] [--send-to ADDR] */
 
 #endif

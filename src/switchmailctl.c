@@ -7,6 +7,11 @@
  *                                              time has come (the timer)
  *   switchmailctl [-C FILE] [-v] queue flush   attempt every waiting message
  *   switchmailctl [-C FILE] queue list         what waits (as mailq)
+ *
+ * A row may say that its command loads the configuration itself
+ * (loads_config_itself): those must work when the file is invalid or
+ * incomplete (connect completes it, disconnect restores the native route,
+ * status reports the error, providers does not need it).
  */
 #include <libgen.h>
 #include <signal.h>
@@ -20,14 +25,29 @@
 #include "errors.h"
 #include "log.h"
 
-/* The commands.  Each row: name, function, help line. */
+/* The commands.  Each row: name, function, help line, and whether the
+ * command loads the configuration itself (c->cfg is then left empty). */
 static const struct {
 	const char *name;
 	ctl_fn *fn;
 	const char *help;
+	bool loads_config_itself;
 } commands[] = {
 	{"queue", ctl_queue,
-	 "queue run|flush|list   retry due messages | all now | list them"},
+	 "queue run|flush|list   retry due messages | all now | list them",
+	 false},
+	{"connect", ctl_connect,
+	 "connect [--provider P] [--host H] [--port N] [--encryption E] "
+	 "[--username U] [--from F] [--password-stdin] [--force]   test, "
+	 "then send through the provider",
+	 true},
+	{"disconnect", ctl_disconnect,
+	 "disconnect   back to the native relay (settings kept)", true},
+	{"status", ctl_status,
+	 "status   active route, settings, queue, last results", true},
+	{"providers", ctl_providers,
+	 "providers [NAME]   the presets (--provider P of connect)", true},
+	{"test", ctl_test, "test [--route connector|native] [--send-to ADDR]   check every step and name the fix", false},
 };
 
 static void usage(FILE *fp)
@@ -73,11 +93,29 @@ static int parse_globals(struct ctl *c, int argc, char **argv, int *i,
 	return 0;
 }
 
+/* Run command k with the configuration loaded, unless it loads it. */
+static int dispatch(struct ctl *c, size_t k, int argc, char **argv,
+		    struct sm_error *err)
+{
+	int rc;
+
+	if (commands[k].loads_config_itself)
+		return commands[k].fn(c, argc, argv, err);
+	if (config_load(c->config_path, &c->cfg, err) != 0)
+		return err->code;
+	log_open("switchmailctl", c->cfg.log_syslog, c->cfg.log_file,
+		 c->verbose);
+	rc = commands[k].fn(c, argc, argv, err);
+	log_close();
+	config_free(&c->cfg);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct ctl c = {0};
 	struct sm_error err = {0};
-	int i;
+	int i, rc = 0;
 
 	signal(SIGPIPE, SIG_IGN);
 	if (parse_globals(&c, argc, argv, &i, &err) == 0) {
@@ -90,15 +128,12 @@ int main(int argc, char **argv)
 				  "unknown command %.40s; see switchmailctl "
 				  "--help",
 				  argv[i]);
-		else if (config_load(config_path(&c), &c.cfg, &err) == 0) {
-			log_open("switchmailctl", c.cfg.log_syslog,
-				 c.cfg.log_file, c.verbose);
-			commands[k].fn(&c, argc - i - 1, argv + i + 1, &err);
-			log_close();
-			config_free(&c.cfg);
+		else {
+			c.config_path = config_path(&c);
+			rc = dispatch(&c, k, argc - i - 1, argv + i + 1, &err);
 		}
 	}
 	if (err.code != EX_OK)
 		fprintf(stderr, "switchmailctl: %s\n", err.msg);
-	return err.code;
+	return err.code != EX_OK ? err.code : rc;
 }

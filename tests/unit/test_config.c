@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "providers.h"
 
 #define SECRET "Hunter2Secret"
 #define NATIVE                                                                 \
@@ -929,6 +930,192 @@ static void test_sample_file(void **state)
 	config_free(&cfg);
 }
 
+/* ---- provider presets (etc/providers.conf) -------------------------------- */
+
+static char presets[FILE_MAX]; /* the repository's providers.conf, or "" */
+
+struct preset_case {
+	const char *text;    /* connector settings, between { and } */
+	int code;            /* 0: loads */
+	const char *host;    /* expected when it loads */
+	int port;
+	enum encryption encryption;
+	const char *message; /* part of the error, or of one warning */
+};
+
+#define CREDS                                                                  \
+	"username = \"a@x.fr\"; password = \"" SECRET "\"; from = \"a@x.fr\"; "
+
+static const struct preset_case preset_cases[] = {
+    /* the preset fills what is left out */
+    {"active = true; provider = \"ovh\"; " CREDS, 0, "ssl0.ovh.net", 465,
+     ENC_SSL, NULL},
+    {"active = true; provider = \"OVH-TLS\"; " CREDS, 0, "ssl0.ovh.net", 587,
+     ENC_TLS, NULL},
+    {"active = true; provider = \"infomaniak\"; " CREDS, 0,
+     "mail.infomaniak.com", 465, ENC_SSL, NULL},
+    /* what is written wins; another encryption takes its usual port */
+    {"active = true; provider = \"ovh\"; encryption = \"tls\"; " CREDS, 0,
+     "ssl0.ovh.net", 587, ENC_TLS, NULL},
+    {"active = true; provider = \"ovh\"; port = 2525; " CREDS, 0,
+     "ssl0.ovh.net", 2525, ENC_SSL, NULL},
+    {"active = true; provider = \"ovh\"; host = \"smtp.mail.ovh.ca\"; " CREDS,
+     0, "smtp.mail.ovh.ca", 465, ENC_SSL, NULL},
+    /* warnings */
+    {"active = true; provider = \"gmail\"; " CREDS, 0, "smtp.gmail.com", 465,
+     ENC_SSL, "app password (2-Step Verification on, then "
+	      "myaccount.google.com/apppasswords)"},
+    {"active = true; provider = \"google-workspace\"; port = 587; "
+     "encryption = \"tls\"; " CREDS,
+     0, "smtp.gmail.com", 587, ENC_TLS, "Gmail/Google Workspace needs an app"},
+    {"active = true; provider = \"m365\"; port = 465; encryption = \"ssl\"; "
+     CREDS,
+     0, "smtp.office365.com", 465, ENC_SSL,
+     "connector.port 465: Microsoft 365 (Exchange Online) does not accept "
+     "this port; use port 587 with encryption \"tls\""},
+    {"active = true; provider = \"outlook\"; " CREDS, 0,
+     "smtp-mail.outlook.com", 587, ENC_TLS,
+     "connector.provider \"outlook\": Outlook.com/Hotmail accepts only "
+     "OAuth2"},
+    {"active = true; provider = \"proton-bridge\"; " CREDS, 0, "127.0.0.1",
+     1025, ENC_TLS, "self-signed certificate; pin it with "
+		    "connector.tls_fingerprint"},
+    {"active = true; provider = \"yahoo\"; " CREDS, 0, "smtp.mail.yahoo.com",
+     465, ENC_SSL, "Yahoo needs an app password"},
+    /* inactive: nothing is required, the preset still fills */
+    {"active = false; provider = \"ovh-pro\";", 0, NULL, 587, ENC_TLS, NULL},
+    /* errors */
+    {"active = true; provider = \"ovh-pro\"; " CREDS, EX_CONFIG, NULL, 0,
+     ENC_TLS,
+     ":2: connector.host is missing; the \"ovh-pro\" preset cannot guess "
+     "it: proN.mail.ovh.net"},
+    {"active = true; provider = \"ovhh\"; " CREDS, EX_CONFIG, NULL, 0, ENC_TLS,
+     ":3: connector.provider \"ovhh\" is not a known preset (close: ovh, "
+     "ovh-tls"},
+    {"provider = \"zzzzzzzz\";", EX_CONFIG, NULL, 0, ENC_TLS,
+     "connector.provider \"zzzzzzzz\" is not a known preset; switchmailctl "
+     "providers lists them"},
+};
+
+static void test_preset_case(void **state)
+{
+	const struct preset_case *c = *state;
+	struct config cfg;
+	struct sm_error err;
+	char text[1024];
+	bool found = c->message == NULL;
+	int rc;
+
+	if (presets[0] == '\0')
+		skip(); /* not run from the top of the tree */
+	snprintf(text, sizeof text, NATIVE "connector = {\n %s\n};\n", c->text);
+	rc = load(text, &cfg, &err);
+	if (c->code != 0) {
+		assert_failed(rc, &cfg, &err, c->code);
+		if (strstr(err.msg, c->message) == NULL)
+			print_error("error: %s\n", err.msg);
+		assert_non_null(strstr(err.msg, c->message));
+		return;
+	}
+	if (rc != 0)
+		print_error("error: %s\n", err.msg);
+	assert_int_equal(rc, 0);
+	if (c->host != NULL)
+		assert_string_equal(cfg.connector.host, c->host);
+	assert_int_equal(cfg.connector.port, c->port);
+	assert_int_equal(cfg.connector.encryption, c->encryption);
+	for (size_t w = 0; w < cfg.nwarnings; w++) {
+		found |= strstr(cfg.warnings[w], c->message ? c->message : "") !=
+			 NULL;
+		assert_null(strstr(cfg.warnings[w], SECRET));
+	}
+	if (c->message == NULL && cfg.nwarnings > 0)
+		print_error("unexpected warning: %s\n", cfg.warnings[0]);
+	assert_true(found && (c->message != NULL || cfg.nwarnings == 0));
+	config_free(&cfg);
+}
+
+/* Without a readable presets file: an error only when the preset's host
+ * is needed; a warning when port or encryption were left to it. */
+static void test_presets_unreadable(void **state)
+{
+	struct config cfg;
+	struct sm_error err;
+	char missing[FILE_MAX];
+
+	(void)state;
+	snprintf(missing, sizeof missing, "%s/no-such-providers.conf", dir);
+	setenv(PROVIDERS_ENV, missing, 1);
+	assert_failed(load(NATIVE "connector = { active = true; provider = "
+				  "\"ovh\"; from = \"a@x.fr\"; };\n",
+			   &cfg, &err),
+		      &cfg, &err, EX_CONFIG);
+	assert_non_null(strstr(err.msg, "the presets cannot be read"));
+	assert_non_null(strstr(err.msg, "no-such-providers.conf"));
+	assert_int_equal(load(NATIVE "connector = { provider = \"ovh\"; host = "
+				     "\"ssl0.ovh.net\"; };\n",
+			      &cfg, &err),
+			 0);
+	assert_int_equal(cfg.nwarnings, 1);
+	assert_non_null(strstr(cfg.warnings[0], "port and encryption left out"));
+	config_free(&cfg);
+	assert_int_equal(load(NATIVE "connector = { provider = \"ovh\"; host = "
+				     "\"h.fr\"; port = 465; encryption = "
+				     "\"ssl\"; };\n",
+			      &cfg, &err),
+			 0);
+	assert_int_equal(cfg.nwarnings, 0);
+	config_free(&cfg);
+	if (presets[0] != '\0')
+		setenv(PROVIDERS_ENV, presets, 1);
+	else
+		unsetenv(PROVIDERS_ENV);
+}
+
+/* providers.conf itself: every preset complete; errors name file:line. */
+static void test_presets_file(void **state)
+{
+	struct provider_list pl;
+	struct sm_error err;
+	const struct provider *p;
+	char bad[FILE_MAX], near[128];
+
+	(void)state;
+	if (presets[0] == '\0')
+		skip();
+	assert_int_equal(config_load_providers(presets, &pl, &err), 0);
+	assert_true(pl.n >= 30);
+	for (size_t i = 0; i < pl.n; i++) {
+		assert_true(pl.v[i].title[0] != '\0');
+		assert_true(pl.v[i].port > 0);
+		assert_true(pl.v[i].host[0] != '\0' ||
+			    pl.v[i].host_hint[0] != '\0');
+	}
+	assert_non_null(p = providers_find(&pl, "sendgrid"));
+	assert_string_equal(p->username, "apikey");
+	assert_non_null(p = providers_find(&pl, "M365"));
+	assert_int_equal(p->nunsupported, 1);
+	assert_int_equal(p->unsupported_ports[0], 465);
+	assert_string_equal(providers_near(&pl, "gmial", near, sizeof near),
+			    "gmail");
+	assert_string_equal(providers_near(&pl, "qqqqqqq", near, sizeof near),
+			    "");
+	providers_free(&pl);
+	providers_free(NULL);
+	write_file("providers = {\n ovh = {\n  title = \"OVH\";\n"
+		   "  hots = \"x\";\n };\n};\n",
+		   0644, bad);
+	assert_int_equal(config_load_providers(bad, &pl, &err), -1);
+	assert_int_equal(err.code, EX_CONFIG);
+	assert_non_null(strstr(err.msg, ":4: providers.ovh.hots is not a known "
+					"preset setting"));
+	assert_int_equal(pl.n, 0);
+	write_file("providers = { ovh = { title = \"OVH\"; port = 465; }; };\n",
+		   0644, bad);
+	assert_int_equal(config_load_providers(bad, &pl, &err), -1);
+	assert_non_null(strstr(err.msg, "needs title, port, encryption"));
+}
+
 static void test_free_null(void **state)
 {
 	(void)state;
@@ -939,8 +1126,23 @@ static void test_free_null(void **state)
 int main(void)
 {
 	struct CMUnitTest tests[sizeof bad_cases / sizeof bad_cases[0] +
-				sizeof warn_cases / sizeof warn_cases[0] + 32];
+				sizeof warn_cases / sizeof warn_cases[0] +
+				sizeof preset_cases / sizeof preset_cases[0] +
+				32];
 	size_t n = 0;
+
+	/* The presets of the tree when run from its top (make unit). */
+	if (realpath("etc/providers.conf", presets) != NULL)
+		setenv(PROVIDERS_ENV, presets, 1);
+	else
+		presets[0] = '\0';
+	for (size_t i = 0; i < sizeof preset_cases / sizeof preset_cases[0];
+	     i++) {
+		struct CMUnitTest t = cmocka_unit_test_prestate(
+		    test_preset_case, (void *)&preset_cases[i]);
+		t.name = preset_cases[i].text;
+		tests[n++] = t;
+	}
 
 	for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
 		struct CMUnitTest t = cmocka_unit_test_prestate(
@@ -972,6 +1174,8 @@ int main(void)
 		    cmocka_unit_test(test_secret_lengths),
 		    cmocka_unit_test(test_no_warning_when_usual),
 		    cmocka_unit_test(test_sample_file),
+		    cmocka_unit_test(test_presets_unreadable),
+		    cmocka_unit_test(test_presets_file),
 		    cmocka_unit_test(test_free_null),
 		};
 		for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
