@@ -24,11 +24,28 @@ ALL_CFLAGS = $(OPT) $(SANITIZE) -std=c11 -D_GNU_SOURCE $(WARN) -Isrc -Icompat \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 
+# Where `make install` puts things (see "make install" below).  Those the
+# programs must know are compiled in: config.h and providers.c keep their
+# defaults under #ifndef.  $(BUILD)/paths.stamp changes only when one of
+# these paths changes, and then every object is rebuilt.
+PREFIX       ?= /usr/local
+SBINDIR      ?= $(PREFIX)/sbin
+DATADIR      ?= $(PREFIX)/share/switchmail
+MANDIR       ?= $(PREFIX)/share/man
+SYSCONFDIR   ?= /etc
+SPOOLDIR     ?= /var/spool/switchmail
+UNITDIR      ?= $(if $(filter /usr /usr/,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+LOGROTATEDIR ?= $(SYSCONFDIR)/logrotate.d
+PATH_DEFS     = -DCONFIG_DEFAULT_PATH='"$(SYSCONFDIR)/switchmail.conf"' \
+                -DCONFIG_QUEUE_DIR_DEFAULT='"$(SPOOLDIR)"' \
+                -DPROVIDERS_PATH='"$(DATADIR)/providers.conf"'
+ALL_CFLAGS   += $(PATH_DEFS)
+
 # Debian packages the build, the tests and the demo need.
 DEB_PKGS  = build-essential pkg-config libesmtp-dev libconfig-dev libssl-dev \
             libcmocka-dev python3 python3-aiosmtpd python3-pytest \
             python3-cryptography clang libclang-rt-14-dev iproute2 util-linux \
-            man-db time
+            man-db groff-base time
 
 # Every module goes into one archive; programs and unit tests link it, so
 # each pulls in only the modules it uses (unit tests never the network).
@@ -96,5 +113,143 @@ format:
 
 clean:
 	rm -rf build
+
+# ---- make install / make uninstall ----------------------------------------
+#
+#   make install [PREFIX=/usr/local] [DESTDIR=/stage] [SBINDIR=...] ...
+#
+#   $(SBINDIR)/switchmail          2755 root:switchmail (setgid: any user may
+#                                  send; only the group reads the password)
+#   $(SBINDIR)/switchmailctl       0755 root:root
+#   $(SBINDIR)/sendmail, mailq, newaliases -> switchmail
+#   /usr/lib/sendmail -> $(SBINDIR)/switchmail       (PREFIX=/usr only)
+#   $(SYSCONFDIR)/switchmail.conf  0640 root:switchmail, only when absent
+#   $(LOGROTATEDIR)/switchmail     0644, only when absent
+#   $(DATADIR)/providers.conf      0644
+#   $(SPOOLDIR), its tmp/ new/ failed/   2770 root:switchmail
+#   $(MANDIR)/man8/switchmail.8 switchmailctl.8, man5/switchmail.conf.5
+#   $(UNITDIR)/switchmail-queue.service, .timer (not enabled)
+#
+# Installed copies of the sample configuration, the units and the man pages
+# name the installed paths (sed on the defaults they are written with).
+# Files under SYSCONFDIR belong to the administrator: an existing one is
+# never overwritten, and uninstall removes one only when it is still the
+# sample.  A link named sendmail, mailq or newaliases that is not ours
+# (another MTA's) stops the install; REPLACE_MTA=yes replaces it.
+#
+# Owners: as root, the group switchmail is created (groupadd --system) when
+# missing and owners are set, with DESTDIR too, because chgrp needs the group
+# on this machine: the staged tree then carries this machine's gid.  As
+# non-root, or with OWNERS=no (packaging: set owners in postinst), owners
+# and groups are left alone and the install says so; modes are set anyway.
+# Installing twice is harmless.
+INSTALL_GROUP ?= switchmail
+OWNERS        ?= yes
+REPLACE_MTA   ?= no
+STAGE          = $(BUILD)/install
+LINKS          = $(DESTDIR)$(SBINDIR)/sendmail $(DESTDIR)$(SBINDIR)/mailq \
+                 $(DESTDIR)$(SBINDIR)/newaliases \
+                 $(if $(filter /usr /usr/,$(PREFIX)),$(DESTDIR)/usr/lib/sendmail)
+MAN8           = src/switchmail.8 src/switchmailctl.8
+MAN5           = src/switchmail.conf.5
+UNITS          = etc/systemd/switchmail-queue.service etc/systemd/switchmail-queue.timer
+# The default paths the sources are written with, rewritten to these ones.
+SED_PATHS      = sed -e 's|/usr/local/sbin/|$(SBINDIR)/|g' \
+                     -e 's|/usr/local/share/switchmail|$(DATADIR)|g' \
+                     -e 's|/usr/local/lib/systemd/system|$(UNITDIR)|g' \
+                     -e 's|/etc/switchmail\.conf|$(SYSCONFDIR)/switchmail.conf|g' \
+                     -e 's|/var/spool/switchmail|$(SPOOLDIR)|g' \
+                     -e 's|^ExecStart=[^ ]*/switchmailctl|ExecStart=$(SBINDIR)/switchmailctl|'
+# Shell: whether "$$1" is a symbolic link to switchmail.
+IS_OURS        = is_ours() { [ -L "$$1" ] && case "$$(readlink "$$1")" in \
+                   switchmail|*/switchmail) true;; *) false;; esac; }
+
+.PHONY: install uninstall install-stage
+$(LIB_OBJ) $(MAIN_SRC:%.c=$(BUILD)/%.o): $(BUILD)/paths.stamp
+
+# Rewritten only when a compiled-in path changes.
+$(BUILD)/paths.stamp: FORCE
+	@mkdir -p $(dir $@)
+	@printf '%s\n' "$(SYSCONFDIR)" "$(SPOOLDIR)" "$(DATADIR)" | cmp -s - $@ || \
+	  printf '%s\n' "$(SYSCONFDIR)" "$(SPOOLDIR)" "$(DATADIR)" > $@
+FORCE:
+
+# The installed copies of the text files, with the installed paths.
+install-stage:
+	@mkdir -p $(STAGE)
+	@for f in etc/switchmail.conf $(UNITS) $(MAN8) $(MAN5); do \
+	  $(SED_PATHS) $$f > $(STAGE)/$$(basename $$f) || exit 1; done
+
+install: all install-stage
+	@set -e; umask 022; d='$(DESTDIR)'; $(IS_OURS); \
+	if [ "$$(id -u)" = 0 ] && [ "$(OWNERS)" != no ]; then \
+	  if ! getent group $(INSTALL_GROUP) >/dev/null; then \
+	    echo "creating the system group $(INSTALL_GROUP)"; \
+	    groupadd --system $(INSTALL_GROUP); fi; \
+	  root="-o root -g root"; group="-o root -g $(INSTALL_GROUP)"; \
+	else \
+	  echo "note: owners and groups left as they are (not root, or OWNERS=no);" \
+	       "as root they would be root:$(INSTALL_GROUP) (binary, config, spool)"; \
+	  root=; group=; \
+	fi; \
+	for l in $(LINKS); do \
+	  if { [ -e "$$l" ] || [ -L "$$l" ]; } && ! is_ours "$$l" && [ "$(REPLACE_MTA)" != yes ]; then \
+	    echo "$$l exists and is not switchmail's (another MTA?): remove that" \
+	         "package (dpkg -S $${l#$$d} names it) or make install REPLACE_MTA=yes" >&2; \
+	    exit 1; fi; done; \
+	mkdir -p "$$d$(SBINDIR)" "$$d$(DATADIR)" "$$d$(SYSCONFDIR)" "$$d$(LOGROTATEDIR)" \
+	  "$$d$(MANDIR)/man8" "$$d$(MANDIR)/man5" "$$d$(UNITDIR)"; \
+	install -m 2755 $$group $(BUILD)/switchmail "$$d$(SBINDIR)/switchmail"; \
+	install -m 0755 $$root $(BUILD)/switchmailctl "$$d$(SBINDIR)/switchmailctl"; \
+	for l in $(LINKS); do mkdir -p "$$(dirname "$$l")"; \
+	  ln -sfnr "$$d$(SBINDIR)/switchmail" "$$l"; done; \
+	if [ -f etc/providers.conf ]; then \
+	  install -m 0644 $$root etc/providers.conf "$$d$(DATADIR)/providers.conf"; \
+	else echo "warning: etc/providers.conf is missing: not installed" >&2; fi; \
+	if [ -e "$$d$(SYSCONFDIR)/switchmail.conf" ]; then \
+	  echo "kept $$d$(SYSCONFDIR)/switchmail.conf (it exists; the sample is etc/switchmail.conf)"; \
+	else install -m 0640 $$group $(STAGE)/switchmail.conf "$$d$(SYSCONFDIR)/switchmail.conf"; fi; \
+	if [ -e "$$d$(LOGROTATEDIR)/switchmail" ]; then \
+	  echo "kept $$d$(LOGROTATEDIR)/switchmail (it exists)"; \
+	else install -m 0644 $$root etc/switchmail.logrotate "$$d$(LOGROTATEDIR)/switchmail"; fi; \
+	for s in "" /tmp /new /failed; do \
+	  install -d -m 2770 $$group "$$d$(SPOOLDIR)$$s"; done; \
+	install -m 0644 $$root $(addprefix $(STAGE)/,$(notdir $(MAN8))) "$$d$(MANDIR)/man8/"; \
+	install -m 0644 $$root $(addprefix $(STAGE)/,$(notdir $(MAN5))) "$$d$(MANDIR)/man5/"; \
+	install -m 0644 $$root $(addprefix $(STAGE)/,$(notdir $(UNITS))) "$$d$(UNITDIR)/"; \
+	echo "installed switchmail in $$d$(SBINDIR); queue runs every minute after:"; \
+	echo "  systemctl daemon-reload && systemctl enable --now switchmail-queue.timer"
+
+# Removes what install installed; says what it keeps and why.
+uninstall: install-stage
+	@set -e; d='$(DESTDIR)'; $(IS_OURS); \
+	rm -f "$$d$(SBINDIR)/switchmail" "$$d$(SBINDIR)/switchmailctl"; \
+	for l in $(LINKS); do \
+	  if is_ours "$$l"; then rm -f "$$l"; \
+	  elif [ -e "$$l" ] || [ -L "$$l" ]; then echo "kept $$l (not switchmail's)"; fi; done; \
+	rm -f "$$d$(DATADIR)/providers.conf"; \
+	rmdir "$$d$(DATADIR)" 2>/dev/null || true; \
+	for f in $(addprefix man8/,$(notdir $(MAN8))) $(addprefix man5/,$(notdir $(MAN5))); do \
+	  rm -f "$$d$(MANDIR)/$$f"; done; \
+	for f in $(notdir $(UNITS)); do rm -f "$$d$(UNITDIR)/$$f"; done; \
+	keep_if_changed() { \
+	  if [ ! -e "$$2" ]; then :; \
+	  elif cmp -s "$$1" "$$2"; then rm -f "$$2"; \
+	  else echo "kept $$2 (changed since installed)"; fi; }; \
+	keep_if_changed $(STAGE)/switchmail.conf "$$d$(SYSCONFDIR)/switchmail.conf"; \
+	keep_if_changed etc/switchmail.logrotate "$$d$(LOGROTATEDIR)/switchmail"; \
+	q="$$d$(SPOOLDIR)"; \
+	count() { find "$$q/$$1" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }; \
+	if [ ! -d "$$q" ]; then :; \
+	elif [ "$$(count new)$$(count failed)$$(count tmp)" != 000 ]; then \
+	  echo "kept $$q: it holds $$(count new) waiting, $$(count failed) failed and" \
+	       "$$(count tmp) incoming message(s) (mailq lists them)"; \
+	else \
+	  rm -f "$$q"/last-* "$$q"/.last-*; \
+	  rmdir "$$q/tmp" "$$q/new" "$$q/failed" 2>/dev/null || true; \
+	  rmdir "$$q" 2>/dev/null || echo "kept $$q (it holds files switchmail did not make)"; \
+	fi; \
+	if getent group $(INSTALL_GROUP) >/dev/null; then \
+	  echo "kept the group $(INSTALL_GROUP) (groupdel $(INSTALL_GROUP) removes it)"; fi
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
