@@ -1,10 +1,12 @@
 /*
  * message.c - stdin to a canonical message file, and per-route headers.
  *
- * Reading is line-oriented over a fixed 64 KiB input buffer: a body line
- * longer than MESSAGE_LINE_MAX is split (CRLF inserted, as Postfix does),
- * so memory never grows with the message.  The header block is held whole
- * (at most MESSAGE_HEADER_MAX) because Bcc:, -t and missing fields need it.
+ * Reading is line-oriented over a fixed 64 KiB input buffer (struct
+ * msg_reader, which an SMTP session shares with its command parser so that
+ * pipelined bytes read ahead are never lost): a body line longer than
+ * MESSAGE_LINE_MAX is split (CRLF inserted, as Postfix does), so memory
+ * never grows with the message.  The header block is held whole (at most
+ * MESSAGE_HEADER_MAX) because Bcc:, -t and missing fields need it.
  *
  * Outcomes of hostile input, all documented in switchmail(8):
  *   NUL octet anywhere            refused, EX_DATAERR
@@ -16,17 +18,22 @@
 #include "message.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
-struct reader {
+struct msg_reader {
 	int fd;
+	int timeout; /* seconds a read may wait; 0: forever */
 	char buf[65536];
 	size_t pos, len;
-	bool eof, failed;
+	bool eof, failed, timed_out;
+	bool bol;   /* the next byte starts a line */
+	bool eol;   /* the last line read ended with LF */
+	bool ended; /* the message being read met its end line */
 };
 
 struct writer {
@@ -50,7 +57,24 @@ struct headers {
 	size_t n, fcap;
 };
 
-static bool fill(struct reader *r)
+/* With a timeout, wait for input; false when none came in time. */
+static bool wait_input(struct msg_reader *r)
+{
+	struct pollfd p = {.fd = r->fd, .events = POLLIN};
+	int n;
+
+	if (r->timeout <= 0)
+		return true;
+	do
+		n = poll(&p, 1, r->timeout * 1000);
+	while (n < 0 && errno == EINTR);
+	if (n == 0)
+		r->timed_out = true;
+	return n != 0; /* ready, or an error that read() reports */
+}
+
+/* More input after what is buffered; false at the end of input. */
+static bool fill(struct msg_reader *r)
 {
 	ssize_t n;
 
@@ -60,6 +84,10 @@ static bool fill(struct reader *r)
 		memmove(r->buf, r->buf + r->pos, r->len - r->pos);
 		r->len -= r->pos;
 		r->pos = 0;
+	}
+	if (!wait_input(r)) {
+		r->eof = true;
+		return false;
 	}
 	do
 		n = read(r->fd, r->buf + r->len, sizeof r->buf - r->len);
@@ -74,7 +102,7 @@ static bool fill(struct reader *r)
 }
 
 /* Take the LF (or CRLF) that ends a line, if it comes next. */
-static bool take_newline(struct reader *r)
+static bool take_newline(struct msg_reader *r)
 {
 	if (r->pos == r->len && !fill(r))
 		return false;
@@ -96,11 +124,12 @@ static bool take_newline(struct reader *r)
 /* Next line, or at most cap octets of it, into *out (without the line
  * ending; trailing CRs dropped so CR CR LF never happens).  Returns the
  * length, or -1 at EOF.  *whole is false when the line was cut at cap. */
-static long read_line(struct reader *r, char *out, size_t cap, bool *whole)
+static long read_line(struct msg_reader *r, char *out, size_t cap, bool *whole)
 {
 	size_t n = 0;
 
 	*whole = true;
+	r->eol = false;
 	for (;;) {
 		if (r->pos == r->len && !fill(r))
 			break;
@@ -115,22 +144,50 @@ static long read_line(struct reader *r, char *out, size_t cap, bool *whole)
 		r->pos += take;
 		if (nl != NULL) {
 			r->pos++;
+			r->eol = true;
 			goto done;
 		}
 		if (n == cap) {
-			*whole = take_newline(r);
+			*whole = r->eol = take_newline(r);
 			goto done;
 		}
 	}
 	if (n == 0)
 		return -1;
 done:
+	r->bol = *whole;
 	while (n > 0 && out[n - 1] == '\r' && *whole)
 		n--;
 	return (long)n;
 }
 
-static void drain(struct reader *r)
+/* Skip the rest of the current line, its LF included. */
+static void skip_line(struct msg_reader *r)
+{
+	while (r->pos < r->len || fill(r)) {
+		char *nl = memchr(r->buf + r->pos, '\n', r->len - r->pos);
+
+		if (nl != NULL) {
+			r->pos = (size_t)(nl - r->buf) + 1;
+			break;
+		}
+		r->pos = r->len;
+	}
+	r->bol = true;
+}
+
+/* SMTP mode at a line start: take a leading "." (RFC 5321 4.5.2). */
+static bool take_dot(struct msg_reader *r)
+{
+	if (r->pos == r->len && !fill(r))
+		return false;
+	if (r->buf[r->pos] != '.')
+		return false;
+	r->pos++;
+	return true;
+}
+
+static void drain(struct msg_reader *r)
 {
 	r->pos = r->len = 0;
 	while (fill(r))
@@ -238,9 +295,29 @@ static bool field_is(const struct headers *h, const struct field *f,
 	       strncasecmp(h->buf + f->off, name, f->name_len) == 0;
 }
 
+/* Without SMTP mode and -i, a lone "." ends the message (sendmail). */
 static bool is_lone_dot(const char *line, long len, const struct message_opts *o)
 {
-	return !o->ignore_dots && len == 1 && line[0] == '.';
+	return !o->smtp && !o->ignore_dots && len == 1 && line[0] == '.';
+}
+
+/* The next line of the message with its dot handling.  Sets *end (and
+ * r->ended) at the line that ends the message: a lone "." at a line start
+ * unless -i; in SMTP mode a lone "." ended by LF, a leading "." being
+ * removed from every other line. */
+static long next_line(struct msg_reader *r, const struct message_opts *o,
+		      char *line, size_t cap, bool *whole, bool *end)
+{
+	bool at_start = r->bol;
+	bool stuffed = o->smtp && at_start && take_dot(r);
+	long n = read_line(r, line, cap, whole);
+
+	if (stuffed)
+		*end = n == 0 && *whole && r->eol;
+	else
+		*end = at_start && *whole && is_lone_dot(line, n, o);
+	r->ended = r->ended || *end;
+	return n;
 }
 
 enum hstop { H_BODY, H_FIRST_BODY_LINE, H_END };
@@ -248,14 +325,15 @@ enum hstop { H_BODY, H_FIRST_BODY_LINE, H_END };
 /* Collect the header block.  Stops at the blank line (H_BODY), at a line
  * that is no header (H_FIRST_BODY_LINE: it is left in line, llen), or at
  * the end of input (H_END). */
-static int read_headers(struct reader *r, struct headers *h,
+static int read_headers(struct msg_reader *r, struct headers *h,
 			const struct message_opts *o, char *line, long *llen,
 			enum hstop *stop, struct sm_error *err)
 {
-	bool whole, first = true;
+	bool whole, end, first = true;
 	long n;
 
-	while ((n = read_line(r, line, MESSAGE_HEADER_MAX, &whole)) >= 0) {
+	while ((n = next_line(r, o, line, MESSAGE_HEADER_MAX, &whole, &end)) >=
+	       0) {
 		size_t nl;
 
 		if (memchr(line, '\0', (size_t)n) != NULL)
@@ -267,8 +345,8 @@ static int read_headers(struct reader *r, struct headers *h,
 			continue;
 		}
 		first = false;
-		if (n == 0 || is_lone_dot(line, n, o)) {
-			*stop = n == 0 ? H_BODY : H_END;
+		if (n == 0 || end) {
+			*stop = end ? H_END : H_BODY;
 			return 0;
 		}
 		if ((line[0] == ' ' || line[0] == '\t') && h->n > 0) {
@@ -521,22 +599,34 @@ static int body_line(struct writer *w, const char *line, long n, bool whole,
 	return 0;
 }
 
-/* The body, line by line, until EOF or a lone "." (without -i). */
-static int copy_body(struct reader *r, struct writer *w,
+/* The body, line by line, until EOF or the end line (see next_line). */
+static int copy_body(struct msg_reader *r, struct writer *w,
 		     const struct message_opts *o, char *line,
 		     struct message_info *info, struct sm_error *err)
 {
-	bool whole, at_start = true;
+	bool whole, end;
 	long n;
 
-	while ((n = read_line(r, line, MESSAGE_LINE_MAX, &whole)) >= 0) {
-		if (at_start && whole && is_lone_dot(line, n, o))
+	while ((n = next_line(r, o, line, MESSAGE_LINE_MAX, &whole, &end)) >=
+	       0) {
+		if (end)
 			break;
 		if (body_line(w, line, n, whole, info, err) != 0)
 			return -1;
-		at_start = whole;
 	}
 	return 0;
+}
+
+/* SMTP mode after a refusal: read up to the end line, writing nothing, so
+ * that the next command follows. */
+static void skip_message(struct msg_reader *r, const struct message_opts *o,
+			 char *line)
+{
+	bool whole, end = r->ended;
+
+	while (!end &&
+	       next_line(r, o, line, MESSAGE_LINE_MAX, &whole, &end) >= 0)
+		;
 }
 
 /* A header-phase line that turned out to be body: split like the rest. */
@@ -553,7 +643,7 @@ static int first_body_line(struct writer *w, const char *line, long n,
 }
 
 /* Everything after the header block has been collected. */
-static int write_message(struct reader *r, struct writer *w,
+static int write_message(struct msg_reader *r, struct writer *w,
 			 struct headers *h, enum hstop stop, char *line,
 			 long llen, const struct message_opts *o,
 			 struct message_info *info, struct sm_error *err)
@@ -579,27 +669,102 @@ static int write_message(struct reader *r, struct writer *w,
 	return 0;
 }
 
-int message_read(int in_fd, int out_fd, const struct message_opts *o,
-		 struct message_info *info, struct sm_error *err)
+struct msg_reader *message_reader_new(int fd, int timeout)
 {
-	struct reader *r = calloc(1, sizeof *r);
-	struct writer *w = calloc(1, sizeof *w);
-	char *line = malloc(MESSAGE_HEADER_MAX);
+	struct msg_reader *r = calloc(1, sizeof *r);
+
+	if (r == NULL)
+		return NULL;
+	r->fd = fd;
+	r->timeout = timeout;
+	r->bol = true;
+	return r;
+}
+
+void message_reader_free(struct msg_reader *r)
+{
+	free(r);
+}
+
+long message_reader_line(struct msg_reader *r, char *out, size_t cap,
+			 bool *too_long)
+{
+	bool whole;
+	long n = read_line(r, out, cap, &whole);
+
+	*too_long = false;
+	if (n < 0)
+		return -1;
+	out[n] = '\0';
+	if (!whole) {
+		*too_long = true;
+		skip_line(r);
+	}
+	return n;
+}
+
+bool message_reader_ready(const struct msg_reader *r)
+{
+	return r->eof || memchr(r->buf + r->pos, '\n', r->len - r->pos) != NULL;
+}
+
+bool message_reader_timed_out(const struct msg_reader *r)
+{
+	return r->timed_out;
+}
+
+/* The reading proper; r is left where the message (or the error) ended. */
+static int read_message(struct msg_reader *r, struct writer *w, char *line,
+			const struct message_opts *o, struct message_info *info,
+			struct sm_error *err)
+{
 	struct headers h = {0};
 	enum hstop stop = H_END;
 	long llen = 0;
 	int rc = -1;
 
-	memset(info, 0, sizeof *info);
-	if (r == NULL || w == NULL || line == NULL) {
-		error_set(err, EX_OSERR, "out of memory");
-		goto out;
-	}
-	r->fd = in_fd;
-	w->fd = out_fd;
 	if (read_headers(r, &h, o, line, &llen, &stop, err) == 0 &&
 	    write_message(r, w, &h, stop, line, llen, o, info, err) == 0)
 		rc = 0;
+	free(h.buf);
+	free(h.f);
+	return rc;
+}
+
+/* SMTP mode: whatever happened, the input is left after the end line; a
+ * message the input ended inside of is incomplete, never accepted. */
+static int smtp_finish(struct msg_reader *r, const struct message_opts *o,
+		       char *line, int rc, struct message_info *info,
+		       struct sm_error *err)
+{
+	if (rc != 0)
+		skip_message(r, o, line);
+	if (r->ended)
+		return rc;
+	info->incomplete = true;
+	return error_set(err, EX_IOERR,
+			 "the input ended inside the message, before its "
+			 "\".\" line: the partial message was discarded");
+}
+
+int message_read_from(struct msg_reader *r, int out_fd,
+		      const struct message_opts *o, struct message_info *info,
+		      struct sm_error *err)
+{
+	struct writer *w = calloc(1, sizeof *w);
+	char *line = malloc(MESSAGE_HEADER_MAX);
+	int rc = -1;
+
+	memset(info, 0, sizeof *info);
+	r->ended = false;
+	if (w == NULL || line == NULL) {
+		free(w), free(line);
+		return error_set(err, EX_OSERR, "out of memory");
+	}
+	w->fd = out_fd;
+	rc = read_message(r, w, line, o, info, err);
+	if (o->smtp)
+		rc = smtp_finish(r, o, line, rc, info, err);
 	if (rc == 0 && r->failed)
 		rc = error_set(err, EX_IOERR, "cannot read the message from "
 					      "standard input: %s",
@@ -609,10 +774,23 @@ int message_read(int in_fd, int out_fd, const struct message_opts *o,
 					      "the spool: %s",
 			       strerror(errno));
 	info->size = w->total;
-out:
-	if (r != NULL)
-		drain(r); /* the caller never gets a broken pipe */
-	free(r), free(w), free(line), free(h.buf), free(h.f);
+	free(w), free(line);
+	return rc;
+}
+
+int message_read(int in_fd, int out_fd, const struct message_opts *o,
+		 struct message_info *info, struct sm_error *err)
+{
+	struct msg_reader *r = message_reader_new(in_fd, 0);
+	int rc;
+
+	if (r == NULL) {
+		memset(info, 0, sizeof *info);
+		return error_set(err, EX_OSERR, "out of memory");
+	}
+	rc = message_read_from(r, out_fd, o, info, err);
+	drain(r); /* the caller never gets a broken pipe */
+	message_reader_free(r);
 	return rc;
 }
 

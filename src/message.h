@@ -7,6 +7,10 @@
  * when missing.  Memory stays bounded whatever the message size: only the
  * header block (MESSAGE_HEADER_MAX) is held.  stdin is always read to EOF so
  * the caller never sees a broken pipe, even when the message is refused.
+ *
+ * message_read_from() does the same from a reader the caller owns, which
+ * persists across messages and is shared with a command parser (-bs): in
+ * SMTP mode it reads exactly one DATA section and nothing after it.
  */
 #ifndef SWITCHMAIL_MESSAGE_H
 #define SWITCHMAIL_MESSAGE_H
@@ -24,6 +28,9 @@
 
 struct message_opts {
 	bool ignore_dots;     /* -i: a lone "." is data */
+	bool smtp;	      /* SMTP DATA (RFC 5321 4.5.2): a lone "." ends
+				 the message and a leading "." is removed
+				 from other lines, whatever -i says */
 	bool extract;         /* -t: collect To/Cc/Bcc (or Resent-*) */
 	const char *sender;   /* the caller's address for a missing From: */
 	const char *fullname; /* -F: display name for a missing From: */
@@ -42,7 +49,34 @@ struct message_info {
 	char *message_id;     /* Message-ID value with <> (owned) or NULL */
 	bool has_reply_to;
 	struct addrlist rcpts; /* -t: the header recipients */
+	bool incomplete;       /* SMTP mode: the input ended before the "."
+				  line; the message must not be accepted */
 };
+
+/* A line reader over an input fd with a 64 KiB buffer.  Bytes read ahead
+ * stay buffered for the next call, whoever makes it (SMTP pipelining). */
+struct msg_reader;
+
+/* A reader over fd (borrowed: never closed).  timeout: seconds one read may
+ * wait for input, 0 for ever; when it is exceeded the input counts as ended
+ * and message_reader_timed_out() says so.  Returns NULL when out of memory;
+ * message_reader_free() releases it (NULL accepted). */
+struct msg_reader *message_reader_new(int fd, int timeout);
+void message_reader_free(struct msg_reader *r);
+
+/* The next line into out[0..cap] (NUL-terminated, so out holds cap + 1
+ * octets), without its LF or CRLF.  A line longer than cap is read to its
+ * end and dropped: *too_long is set and out holds its first cap octets.
+ * Returns the length, or -1 at the end of input. */
+long message_reader_line(struct msg_reader *r, char *out, size_t cap,
+			 bool *too_long);
+
+/* Whether the next line can be read without waiting: a whole line is
+ * buffered, or the input has ended. */
+bool message_reader_ready(const struct msg_reader *r);
+
+/* Whether the input ended because it stayed silent past the timeout. */
+bool message_reader_timed_out(const struct msg_reader *r);
 
 /* Read the message from in_fd to EOF and write it to out_fd.  Returns 0, or
  * -1 with err filled (EX_DATAERR for an unusable message, naming the limit
@@ -50,6 +84,16 @@ struct message_info {
  * info is filled on success; message_info_free() releases it either way. */
 int message_read(int in_fd, int out_fd, const struct message_opts *o,
 		 struct message_info *info, struct sm_error *err);
+
+/* One message from r to out_fd, as message_read() but without reading r to
+ * its end.  In SMTP mode (o->smtp) the input is consumed up to and
+ * including the "." line even when the message is refused (EX_DATAERR: NUL,
+ * a limit), so that the next command follows; when the input ends first,
+ * info->incomplete is set and -1 returned (EX_IOERR).  Without SMTP mode
+ * the input is read to the end of the message (EOF or a lone "."). */
+int message_read_from(struct msg_reader *r, int out_fd,
+		      const struct message_opts *o, struct message_info *info,
+		      struct sm_error *err);
 
 void message_info_free(struct message_info *info);
 

@@ -1,10 +1,11 @@
 /*
- * submit.c - one message from stdin, accepted (see submit.h).
+ * submit.c - one message from stdin, accepted; -bv and -bi (see submit.h).
  */
 #include "submit.h"
 
 #include <errno.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,9 @@
 #include "attempt.h"
 #include "log.h"
 #include "message.h"
+#include "notice.h"
 #include "queue.h"
+#include "route.h"
 
 struct submission {
 	const struct options *o;
@@ -38,8 +41,7 @@ static void drain_stdin(void)
 		;
 }
 
-/* The sender a message is from when -f is not given: the login name. */
-static char *login_sender(const struct config *cfg)
+char *submit_login_sender(const struct config *cfg)
 {
 	struct passwd *pw = getpwuid(getuid());
 	const char *name = pw ? pw->pw_name : "nobody";
@@ -118,8 +120,8 @@ static int read_submission(struct submission *s, struct sm_error *err)
 		return -1;
 	}
 	s->default_sender = o->sender && o->sender[0]
-				    ? strdup(o->sender)
-				    : login_sender(s->cfg);
+				? strdup(o->sender)
+				: submit_login_sender(s->cfg);
 	mo.sender = s->default_sender;
 	queue_id_new(s->id);
 	if ((s->fd = queue_create_tmp(s->cfg->queue_dir, s->id, err)) < 0) {
@@ -131,61 +133,77 @@ static int read_submission(struct submission *s, struct sm_error *err)
 	return collect_rcpts(s, err);
 }
 
-/* The envelope and the initial state, from what was read. */
-static int fill_envelope(struct submission *s, struct sm_error *err)
+int submit_envelope(struct queue_envelope *env, struct queue_state *st,
+		    const char *id, const struct message_info *info,
+		    const struct addrlist *rcpts, const char *caller_sender,
+		    const struct options *o, struct sm_error *err)
 {
-	struct queue_envelope *env = &s->env;
-	const struct options *o = s->o;
-
-	memcpy(env->id, s->id, sizeof env->id);
+	memset(env, 0, sizeof *env);
+	memset(st, 0, sizeof *st);
+	memcpy(env->id, id, sizeof env->id);
 	env->created = (long long)time(NULL);
-	env->size = s->info.size;
-	env->header_len = s->info.header_len;
-	env->caller_sender = (char *)o->sender;
-	env->from_addr = s->info.from_addr;
-	env->from_display = s->info.from_display;
-	env->has_reply_to = s->info.has_reply_to;
-	env->message_id = s->info.message_id;
-	env->eight_bit = s->info.eight_bit;
+	env->size = info->size;
+	env->header_len = info->header_len;
+	env->caller_sender = (char *)caller_sender;
+	env->from_addr = info->from_addr;
+	env->from_display = info->from_display;
+	env->has_reply_to = info->has_reply_to;
+	env->message_id = info->message_id;
+	env->eight_bit = info->eight_bit;
 	env->body = o->body;
 	env->ret = o->ret;
 	env->notify = o->notify;
 	env->envid = (char *)o->envid;
-	env->nrcpts = s->rcpts.n;
-	env->rcpts = calloc(s->rcpts.n, sizeof *env->rcpts);
-	s->st.rcpt_state = malloc(s->rcpts.n);
-	if (env->rcpts == NULL || s->st.rcpt_state == NULL)
+	env->nrcpts = rcpts->n;
+	env->rcpts = calloc(rcpts->n ? rcpts->n : 1, sizeof *env->rcpts);
+	st->rcpt_state = malloc(rcpts->n ? rcpts->n : 1);
+	if (env->rcpts == NULL || st->rcpt_state == NULL)
 		return error_set(err, EX_OSERR, "out of memory");
-	for (size_t i = 0; i < s->rcpts.n; i++)
-		env->rcpts[i] = s->rcpts.v[i].addr;
-	memset(s->st.rcpt_state, RS_PENDING, s->rcpts.n);
+	for (size_t i = 0; i < rcpts->n; i++)
+		env->rcpts[i] = rcpts->v[i].addr;
+	memset(st->rcpt_state, RS_PENDING, rcpts->n);
 	return 0;
 }
 
-/* Envelope and state after the message, then durable in new/. */
-static int enqueue(struct submission *s, struct sm_error *err)
+void submit_envelope_free(struct queue_envelope *env, struct queue_state *st)
 {
-	if (queue_write_envelope(s->fd, &s->env, &s->st, err) != 0 ||
-	    queue_commit(s->cfg->queue_dir, s->id, s->fd, err) != 0)
+	if (env != NULL) {
+		free(env->rcpts);
+		env->rcpts = NULL;
+	}
+	if (st != NULL) {
+		free(st->rcpt_state);
+		st->rcpt_state = NULL;
+	}
+}
+
+/* Envelope and state after the message, then durable in new/. */
+static int enqueue(const struct config *cfg, const struct submit_job *job,
+		   struct sm_error *err)
+{
+	if (queue_write_envelope(job->fd, job->env, job->st, err) != 0 ||
+	    queue_commit(cfg->queue_dir, job->env->id, job->fd, err) != 0)
 		return -1;
 	/* From here on the mail is safe. */
 	return 0;
 }
 
-/* The exit code and the stderr lines for the recipients' final outcomes:
- * every refused recipient gets a line; the last line is the exit's. */
-static int judge_outcome(const struct deliver_msg *m,
-			 const struct deliver_session *ds, struct sm_error *err)
+/* One stderr line for a refused recipient (-bm; never under -bs). */
+static void show_refused(const struct deliver_rcpt *rc)
 {
-	size_t delivered = 0, perm = 0, shown = 0;
+	fprintf(stderr, "%s: <%s> refused: %s%s%s\n",
+		program_invocation_short_name, rc->addr, rc->reply,
+		rc->hint ? " -> " : "", rc->hint ? rc->hint : "");
+}
 
-	(void)ds;
-	for (size_t j = 0; j < m->nrcpts; j++) {
-		delivered += m->rcpts[j].result == DELIVERED;
-		perm += m->rcpts[j].result == PERMFAIL;
-	}
-	if (perm == 0)
-		return 0;
+/* Every recipient refused, or -bm with some refused: the error for the
+ * exit code (the last refusal), earlier refusals on stderr under -bm. */
+static int refused_error(const struct submit_job *job,
+			 const struct deliver_msg *m, size_t perm,
+			 size_t delivered, struct sm_error *err)
+{
+	size_t shown = 0;
+
 	if (m->refused_whole) {
 		const char *hint = m->rcpts[0].hint;
 
@@ -194,58 +212,126 @@ static int judge_outcome(const struct deliver_msg *m,
 				 m->reply, hint ? " -> " : "", hint ? hint : "");
 	}
 	for (size_t j = 0; j < m->nrcpts; j++) {
-		const char *hint = m->rcpts[j].hint;
+		const struct deliver_rcpt *rc = &m->rcpts[j];
 
-		if (m->rcpts[j].result != PERMFAIL)
+		if (rc->result != PERMFAIL)
 			continue;
 		if (++shown < perm) {
-			fprintf(stderr, "%s: <%s> refused: %s%s%s\n",
-				program_invocation_short_name, m->rcpts[j].addr,
-				m->rcpts[j].reply, hint ? " -> " : "",
-				hint ? hint : "");
+			if (!job->notice_refused)
+				show_refused(rc);
 			continue;
 		}
-		error_set(err, EX_NOUSER, "<%s> refused: %s%s%s%s",
-			  m->rcpts[j].addr, m->rcpts[j].reply,
-			  hint ? " -> " : "", hint ? hint : "",
+		error_set(err, EX_NOUSER, "<%s> refused: %s%s%s%s", rc->addr,
+			  rc->reply, rc->hint ? " -> " : "",
+			  rc->hint ? rc->hint : "",
 			  delivered ? " (sent to the other recipients)" : "");
 	}
 	return -1;
 }
 
-/* Some recipients deferred: queue the message for the runner. */
-static int defer(struct submission *s, const struct attempt *a,
-		 struct sm_error *err)
+/* The outcome of an attempt where every recipient got a final answer:
+ * 0 when none was refused; with notice_refused also when some were (a
+ * notice is queued for them); else the refusal as the error. */
+static int judge_outcome(const struct config *cfg, const struct submit_job *job,
+			 const struct deliver_msg *m, struct sm_error *err)
 {
+	size_t delivered = 0, perm = 0;
+
+	for (size_t j = 0; j < m->nrcpts; j++) {
+		delivered += m->rcpts[j].result == DELIVERED;
+		perm += m->rcpts[j].result == PERMFAIL;
+	}
+	if (perm == 0)
+		return 0;
+	if (job->notice_refused && delivered > 0 && !m->refused_whole) {
+		notice_queue(cfg, job->env, job->st, job->fd,
+			     "refused by the server");
+		return 0;
+	}
+	return refused_error(job, m, perm, delivered, err);
+}
+
+/* Some recipients deferred: queue the message for the runner. */
+static int defer(const struct config *cfg, const struct submit_job *job,
+		 const struct attempt *a, struct sm_error *err)
+{
+	struct queue_state *st = job->st;
 	struct sm_error qerr = {0};
 	long long now = (long long)time(NULL);
 
-	s->st.next = attempt_next_time(s->cfg, s->st.attempts, now);
-	if (enqueue(s, &qerr) != 0)
+	st->next = attempt_next_time(cfg, st->attempts, now);
+	if (enqueue(cfg, job, &qerr) != 0)
 		return error_set(err, EX_TEMPFAIL,
 				 "not sent (%s), and not queued either: %s",
-				 s->st.error, qerr.msg);
-	log_line(LOG_LVL_INFO, s->id,
-		 "queued: %zu recipient(s) deferred, next attempt in %lld s: %s",
-		 a->deferred, s->st.next - now, s->st.error);
+				 st->error, qerr.msg);
+	log_line(
+	    LOG_LVL_INFO, job->env->id,
+	    "queued: %zu recipient(s) deferred, next attempt in %lld s: %s",
+	    a->deferred, st->next - now, st->error);
 	return 0;
 }
 
-/* Try now; then either done (file removed) or deferred (file queued). */
-static int attempt_now(struct submission *s, struct sm_error *err)
+/* Counts and the first refusal's words, for the caller's reply. */
+static void fill_outcome(const struct attempt *a, struct submit_outcome *out)
 {
-	struct attempt a = {.fd = s->fd, .env = &s->env, .st = &s->st};
+	out->delivered = a->delivered;
+	out->deferred = a->deferred;
+	out->refused = a->refused;
+	out->refused_whole = a->m.refused_whole;
+	out->reply[0] = '\0';
+	if (a->m.refused_whole) {
+		snprintf(out->reply, sizeof out->reply, "%s", a->m.reply);
+		return;
+	}
+	for (size_t j = 0; j < a->m.nrcpts; j++)
+		if (a->m.rcpts[j].result == PERMFAIL) {
+			snprintf(out->reply, sizeof out->reply, "%s",
+				 a->m.rcpts[j].reply);
+			return;
+		}
+}
+
+/* Try now; then either done (file removed) or deferred (file queued). */
+static int attempt_now(const struct config *cfg, const struct submit_job *job,
+		       struct submit_outcome *out, struct sm_error *err)
+{
+	struct attempt a = {.fd = job->fd, .env = job->env, .st = job->st};
 	struct deliver_session ds;
 	int rc;
 
-	attempt_deliver(s->cfg, &a, 1, s->o->verbose ? stderr : NULL, &ds);
-	if (a.deferred > 0)
-		rc = defer(s, &a, err);
-	else {
-		queue_remove_tmp(s->cfg->queue_dir, s->id);
-		rc = judge_outcome(&a.m, &ds, err);
+	attempt_deliver(cfg, &a, 1, job->transcript, &ds);
+	fill_outcome(&a, out);
+	if (a.deferred > 0) {
+		rc = defer(cfg, job, &a, err);
+		out->queued = rc == 0;
+	} else {
+		rc = judge_outcome(cfg, job, &a.m, err);
+		queue_remove_tmp(cfg->queue_dir, job->env->id);
 	}
 	attempt_free(&a, 1);
+	return rc;
+}
+
+int submit_spooled(const struct config *cfg, const struct submit_job *job,
+		   struct submit_outcome *out, struct sm_error *err)
+{
+	struct submit_outcome ignored;
+	int rc;
+
+	out = out != NULL ? out : &ignored;
+	memset(out, 0, sizeof *out);
+	if (job->delivery == DM_QUEUE_ONLY) {
+		job->st->next = (long long)time(NULL);
+		rc = enqueue(cfg, job, err);
+		out->queued = rc == 0;
+		out->deferred = rc == 0 ? job->env->nrcpts : 0;
+		if (rc == 0)
+			log_line(LOG_LVL_INFO, job->env->id, "queued (-odq)");
+	} else {
+		rc = attempt_now(cfg, job, out, err);
+	}
+	if (rc != 0) /* not accepted */
+		queue_remove_tmp(cfg->queue_dir, job->env->id);
 	return rc;
 }
 
@@ -253,17 +339,17 @@ int submit_message(const struct options *o, const struct config *cfg,
 		   struct sm_error *err)
 {
 	struct submission s = {.o = o, .cfg = cfg, .fd = -1};
+	struct submit_job job = {.env = &s.env,
+				 .st = &s.st,
+				 .delivery = o->delivery,
+				 .transcript = o->verbose ? stderr : NULL};
 	int rc = -1;
 
-	if (read_submission(&s, err) == 0 && fill_envelope(&s, err) == 0) {
-		if (o->delivery == DM_QUEUE_ONLY) {
-			s.st.next = (long long)time(NULL);
-			rc = enqueue(&s, err);
-			if (rc == 0)
-				log_line(LOG_LVL_INFO, s.id, "queued (-odq)");
-		} else {
-			rc = attempt_now(&s, err);
-		}
+	if (read_submission(&s, err) == 0 &&
+	    submit_envelope(&s.env, &s.st, s.id, &s.info, &s.rcpts, o->sender,
+			    o, err) == 0) {
+		job.fd = s.fd;
+		rc = submit_spooled(cfg, &job, NULL, err);
 	}
 	if (rc != 0 && s.fd >= 0 && err->code != EX_OK)
 		queue_remove_tmp(cfg->queue_dir, s.id); /* not accepted */
@@ -274,7 +360,183 @@ int submit_message(const struct options *o, const struct config *cfg,
 	message_info_free(&s.info);
 	addrlist_free(&s.rcpts);
 	free(s.default_sender);
-	free(s.env.rcpts);
-	free(s.st.rcpt_state);
+	submit_envelope_free(&s.env, &s.st);
 	return err->code;
+}
+
+/* --- -bv and -bi: the recipient half of the path, without sending ----- */
+
+/* Keep the newest problem in err; the one it replaces goes to stderr. */
+static void problem(struct sm_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void problem(struct sm_error *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err->code != EX_OK)
+		fprintf(stderr, "%s: %s\n", program_invocation_short_name,
+			err->msg);
+	err->code = code;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+	va_end(ap);
+}
+
+/* ", via connector HOST:PORT ssl, sender ADDR" for the active route. */
+static void describe_route(const struct options *o, const struct config *cfg,
+			   char *buf, size_t size)
+{
+	const struct route *r = config_active_route(cfg);
+	char *login = o->sender != NULL ? NULL : submit_login_sender(cfg);
+	const char *asked = o->sender != NULL ? o->sender : login;
+	struct sender_plan plan;
+	int n;
+
+	route_plan(r, asked, NULL, NULL, false, &plan);
+	n = snprintf(buf, size, ", via %s %s:%d %s, sender %s", r->name,
+		     r->host, r->port, config_encryption_name(r->encryption),
+		     plan.envelope);
+	if (plan.envelope_replaced && n > 0 && (size_t)n < size)
+		snprintf(buf + n, size - (size_t)n,
+			 " (%s is not in %s.allowed_senders)", asked, r->name);
+	free(login);
+}
+
+/* How a recipient was resolved: as given, by an alias, by the domain. */
+static const char *resolution(const struct config *cfg, const char *addr)
+{
+	if (address_domain(addr) != NULL)
+		return "";
+	for (size_t i = 0; i < cfg->naliases; i++)
+		if (strcasecmp(cfg->aliases[i].name, addr) == 0)
+			return " (alias)";
+	return " (default domain)";
+}
+
+/* "NAME -> ADDR, ADDR (alias)ROUTE" for one address; 0, or -1 when it
+ * cannot be resolved (the problem is in err). */
+static int verify_one(const struct config *cfg, const char *addr,
+		      const char *route, FILE *out, struct sm_error *err)
+{
+	struct addrlist l = {0};
+	struct sm_error e = {0};
+	int rc = -1;
+
+	if (addrlist_add(&l, addr, NULL, &e) != 0 ||
+	    address_resolve(&l, cfg->aliases, cfg->naliases,
+			    cfg->default_domain, &e) != 0) {
+		problem(err, e.code == EX_OSERR ? EX_OSERR : EX_NOUSER,
+			"%s: %s", addr, e.msg);
+	} else {
+		fprintf(out, "%s -> ", addr);
+		for (size_t i = 0; i < l.n; i++)
+			fprintf(out, "%s%s", i ? ", " : "", l.v[i].addr);
+		fprintf(out, "%s%s\n", resolution(cfg, addr), route);
+		rc = 0;
+	}
+	addrlist_free(&l);
+	return rc;
+}
+
+/* One recipient argument, a comma list; counts the addresses and failures. */
+static void verify_arg(const struct config *cfg, const char *arg,
+		       const char *route, FILE *out, size_t *n, size_t *bad,
+		       bool *syntax, struct sm_error *err)
+{
+	struct addrlist l = {0};
+	struct sm_error e = {0};
+	bool parsed = address_list_parse(arg, strlen(arg), &l, &e) == 0;
+
+	if (!parsed) {
+		char shown[300];
+
+		error_printable(shown, sizeof shown, arg, strlen(arg));
+		problem(err, e.code == EX_OSERR ? EX_OSERR : EX_DATAERR,
+			"\"%s\": %s", shown, e.msg);
+		(*n)++, (*bad)++;
+		*syntax = true;
+	}
+	for (size_t i = 0; i < l.n && parsed; i++) {
+		(*n)++;
+		if (verify_one(cfg, l.v[i].addr, route, out, err) != 0)
+			(*bad)++;
+	}
+	addrlist_free(&l);
+}
+
+int submit_verify(const struct options *o, const struct config *cfg, FILE *out,
+		  struct sm_error *err)
+{
+	char route[1024];
+	size_t n = 0, bad = 0;
+	bool syntax = false;
+
+	if (o->nrecipients == 0)
+		return error_set(err, EX_USAGE,
+				 "no recipients to verify: give the addresses "
+				 "as arguments (-bv root bob@example.org)");
+	describe_route(o, cfg, route, sizeof route);
+	for (size_t i = 0; i < o->nrecipients; i++)
+		verify_arg(cfg, o->recipients[i], route, out, &n, &bad, &syntax,
+			   err);
+	fflush(out);
+	if (bad == 0)
+		return EX_OK;
+	if (n > 1)
+		problem(err, EX_NOUSER,
+			"%zu of %zu recipients cannot be routed", bad, n);
+	if (err->code != EX_OSERR)
+		err->code = syntax ? EX_DATAERR : EX_NOUSER;
+	return err->code;
+}
+
+/* "root, postmaster, www-data" (the first ten, then how many more). */
+static void alias_names(const struct config *cfg, char *buf, size_t size)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < cfg->naliases && used < size; i++) {
+		int w = i < 10 ? snprintf(buf + used, size - used, "%s%s",
+					  i ? ", " : "", cfg->aliases[i].name)
+			       : snprintf(buf + used, size - used,
+					  " and %zu more", cfg->naliases - i);
+
+		if (w < 0 || i >= 10)
+			break;
+		used += (size_t)w;
+	}
+}
+
+int submit_aliases(const struct config *cfg, FILE *out, struct sm_error *err)
+{
+	char names[1024];
+
+	for (size_t i = 0; i < cfg->naliases; i++) {
+		struct addrlist l = {0};
+		struct sm_error e = {0};
+
+		if (addrlist_add(&l, cfg->aliases[i].name, NULL, &e) != 0 ||
+		    address_resolve(&l, cfg->aliases, cfg->naliases,
+				    cfg->default_domain, &e) != 0)
+			problem(err, EX_CONFIG, "%s: aliases.%s: %s", cfg->path,
+				cfg->aliases[i].name, e.msg);
+		addrlist_free(&l);
+	}
+	if (err->code != EX_OK)
+		return err->code;
+	alias_names(cfg, names, sizeof names);
+	if (cfg->naliases == 0)
+		fprintf(out,
+			"%s: no aliases set; aliases live in %s, no "
+			"database to rebuild\n",
+			program_invocation_short_name, cfg->path);
+	else
+		fprintf(out,
+			"%s: %zu alias%s OK (%s); aliases live in %s, no "
+			"database to rebuild\n",
+			program_invocation_short_name, cfg->naliases,
+			cfg->naliases == 1 ? "" : "es", names, cfg->path);
+	fflush(out);
+	return EX_OK;
 }

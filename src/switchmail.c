@@ -18,6 +18,7 @@
 #include "log.h"
 #include "options.h"
 #include "runner.h"
+#include "smtpin.h"
 #include "submit.h"
 
 #ifndef SWITCHMAIL_VERSION
@@ -92,6 +93,12 @@ static int dispatch(const struct options *o, const struct config *cfg,
 		return run_queue(o, cfg, err);
 	case MODE_QUEUE_LIST:
 		return runner_list(cfg, stdout, err) == 0 ? 0 : err->code;
+	case MODE_SMTP:
+		return smtpin_run(o, cfg, err);
+	case MODE_VERIFY:
+		return submit_verify(o, cfg, stdout, err);
+	case MODE_ALIASES:
+		return submit_aliases(cfg, stdout, err);
 	default:
 		return error_set(err, EX_USAGE,
 				 "this mode is not available yet in this "

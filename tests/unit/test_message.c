@@ -1,6 +1,7 @@
 /*
  * test_message.c - message_read() and the per-route header rewrite: what
- * goes in on stdin, what lands in the spool, byte for byte.
+ * goes in on stdin, what lands in the spool, byte for byte; and the shared
+ * reader with SMTP DATA mode (-bs).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -384,26 +385,277 @@ static void test_format_mailbox(void **state)
 	}
 }
 
+/* --- SMTP mode: one reader shared across messages and commands -------- */
+
+static const struct message_opts smtp_opts = {
+    .smtp = true,
+    .sender = "www-data@example.org",
+    .hostname = "host.example",
+    .id = "ID1",
+    .now = 1700000000,
+};
+
+/* A reader over a temporary file holding in[0..n). */
+static struct msg_reader *reader_over(const char *in, size_t n, FILE **f)
+{
+	struct msg_reader *rd;
+
+	*f = tmpfile();
+	assert_non_null(*f);
+	assert_int_equal(fwrite(in, 1, n, *f), n);
+	fflush(*f);
+	rewind(*f);
+	rd = message_reader_new(fileno(*f), 0);
+	assert_non_null(rd);
+	return rd;
+}
+
+/* One message from rd with o; the spooled bytes in r (info included). */
+static void run_from(struct msg_reader *rd, const struct message_opts *o,
+		     struct result *r)
+{
+	FILE *fout = tmpfile();
+	long len;
+
+	assert_non_null(fout);
+	memset(r, 0, sizeof *r);
+	r->rc = message_read_from(rd, fileno(fout), o, &r->info, &r->err);
+	len = lseek(fileno(fout), 0, SEEK_END);
+	r->out = malloc((size_t)len + 1);
+	assert_int_equal(pread(fileno(fout), r->out, (size_t)len, 0), len);
+	r->out[len] = '\0';
+	r->len = (size_t)len;
+	fclose(fout);
+}
+
+/* The next command line from rd must be want (NULL: end of input). */
+static void next_command_is(struct msg_reader *rd, const char *want)
+{
+	char line[513];
+	bool too_long;
+	long n = message_reader_line(rd, line, 512, &too_long);
+
+	if (want == NULL) {
+		assert_int_equal(n, -1);
+		return;
+	}
+	assert_false(too_long);
+	assert_int_equal(n, (long)strlen(want));
+	assert_string_equal(line, want);
+}
+
+static void test_smtp_dot_unstuffing(void **state)
+{
+	const char in[] = "From: a@b\r\nDate: d\r\nMessage-ID: <m@x>\r\n\r\n"
+			  "..two\r\n.three\r\n. \r\n...\r\nx.\r\n.\r\n"
+			  "MAIL FROM:<next@x>\r\n";
+	struct result r;
+	FILE *f;
+	struct msg_reader *rd = reader_over(in, sizeof in - 1, &f);
+
+	(void)state;
+	run_from(rd, &smtp_opts, &r);
+	assert_int_equal(r.rc, 0);
+	assert_false(r.info.incomplete);
+	assert_string_equal(body_of(&r), ".two\r\nthree\r\n \r\n..\r\nx.\r\n");
+	done(&r);
+	next_command_is(rd, "MAIL FROM:<next@x>"); /* nothing read past "." */
+	next_command_is(rd, NULL);
+	message_reader_free(rd);
+	fclose(f);
+}
+
+static void test_smtp_two_messages_lf_and_i(void **state)
+{
+	const char in[] = "Subject: one\n\nfirst\n.\nRSET\n"
+			  "Subject: two\r\n\r\nsecond\r\n.\r\nQUIT\r\n";
+	struct message_opts o = smtp_opts;
+	struct result r;
+	FILE *f;
+	struct msg_reader *rd = reader_over(in, sizeof in - 1, &f);
+
+	(void)state;
+	o.ignore_dots = true; /* Laravel's stray -i changes nothing here */
+	run_from(rd, &o, &r);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(body_of(&r), "first\r\n");
+	assert_non_null(strstr(r.out, "Subject: one\r\n"));
+	done(&r);
+	next_command_is(rd, "RSET");
+	run_from(rd, &o, &r);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(body_of(&r), "second\r\n");
+	done(&r);
+	next_command_is(rd, "QUIT");
+	message_reader_free(rd);
+	fclose(f);
+}
+
+static void test_smtp_empty_and_headers_only(void **state)
+{
+	const char in[] = ".\r\nSubject: h\r\n.\r\n";
+	struct result r;
+	FILE *f;
+	struct msg_reader *rd = reader_over(in, sizeof in - 1, &f);
+
+	(void)state;
+	run_from(rd, &smtp_opts, &r);
+	assert_int_equal(r.rc, 0);
+	assert_non_null(strstr(r.out, "From: <www-data@example.org>\r\n"));
+	assert_string_equal(body_of(&r), "");
+	done(&r);
+	run_from(rd, &smtp_opts, &r);
+	assert_int_equal(r.rc, 0);
+	assert_non_null(strstr(r.out, "Subject: h\r\n"));
+	assert_string_equal(body_of(&r), "");
+	done(&r);
+	message_reader_free(rd);
+	fclose(f);
+}
+
+static void test_smtp_input_ends_inside(void **state)
+{
+	static const char *const cut[] = {
+	    "Subject: s\r\n\r\nbody\r\n",  /* no "." line at all */
+	    "Subject: s\r\n\r\nbody\r\n.", /* "." without its line end */
+	    "Subject: s\r\n",		   /* inside the header block */
+	    "",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cut / sizeof cut[0]; i++) {
+		struct result r;
+		FILE *f;
+		struct msg_reader *rd = reader_over(cut[i], strlen(cut[i]), &f);
+
+		run_from(rd, &smtp_opts, &r);
+		assert_int_equal(r.rc, -1);
+		assert_true(r.info.incomplete);
+		assert_int_equal(r.err.code, EX_IOERR);
+		done(&r);
+		message_reader_free(rd);
+		fclose(f);
+	}
+}
+
+static void test_smtp_refused_message_is_skipped(void **state)
+{
+	const char in[] = "Subject: s\r\n\r\nbad \0 byte\r\nmore\r\n..\r\n.\r\n"
+			  "NOOP\r\n";
+	struct result r;
+	FILE *f;
+	struct msg_reader *rd = reader_over(in, sizeof in - 1, &f);
+
+	(void)state;
+	run_from(rd, &smtp_opts, &r);
+	assert_int_equal(r.rc, -1);
+	assert_int_equal(r.err.code, EX_DATAERR);
+	assert_false(r.info.incomplete);
+	done(&r);
+	next_command_is(rd, "NOOP"); /* the session goes on */
+	message_reader_free(rd);
+	fclose(f);
+}
+
+static void test_smtp_stuffed_long_line(void **state)
+{
+	/* ". + 998 x" is 998 octets once unstuffed: not split */
+	size_t n = 0, cap = 4096;
+	char *in = malloc(cap);
+	struct result r;
+	FILE *f;
+	struct msg_reader *rd;
+
+	(void)state;
+	n += (size_t)snprintf(in, cap, "Subject: s\r\n\r\n.");
+	memset(in + n, 'x', 998);
+	n += 998;
+	n += (size_t)snprintf(in + n, cap - n, "\r\n.\r\n");
+	rd = reader_over(in, n, &f);
+	run_from(rd, &smtp_opts, &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(strlen(body_of(&r)), 1000);
+	assert_false(r.info.body_split);
+	done(&r);
+	message_reader_free(rd);
+	fclose(f);
+	free(in);
+}
+
+static void test_reader_long_line_and_ready(void **state)
+{
+	char in[1200];
+	char line[513];
+	bool too_long;
+	FILE *f;
+	struct msg_reader *rd;
+
+	(void)state;
+	memset(in, 'A', 600);
+	memcpy(in + 600, "\r\nNOOP\r\nQUI", 11);
+	rd = reader_over(in, 611, &f);
+	assert_int_equal(message_reader_line(rd, line, 510, &too_long), 510);
+	assert_true(too_long);
+	assert_true(message_reader_ready(rd)); /* "NOOP" is buffered */
+	next_command_is(rd, "NOOP");
+	next_command_is(rd, "QUI"); /* a last line without its end */
+	assert_true(message_reader_ready(rd));
+	next_command_is(rd, NULL);
+	assert_false(message_reader_timed_out(rd));
+	message_reader_free(rd);
+	fclose(f);
+}
+
+static void test_reader_timeout(void **state)
+{
+	int p[2];
+	char line[16];
+	bool too_long;
+	struct msg_reader *rd;
+
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(write(p[1], "NOOP\r\n", 6), 6);
+	rd = message_reader_new(p[0], 1);
+	assert_non_null(rd);
+	assert_false(message_reader_ready(rd)); /* nothing buffered yet */
+	next_command_is(rd, "NOOP");
+	/* the writer stays open and silent: the read gives up after 1 s */
+	assert_int_equal(message_reader_line(rd, line, 15, &too_long), -1);
+	assert_true(message_reader_timed_out(rd));
+	message_reader_free(rd);
+	close(p[0]);
+	close(p[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_line_endings),
-		cmocka_unit_test(test_dots),
-		cmocka_unit_test(test_missing_fields_added),
-		cmocka_unit_test(test_fullname_only_without_from),
-		cmocka_unit_test(test_bcc_removed_and_extracted),
-		cmocka_unit_test(test_resent_recipients),
-		cmocka_unit_test(test_bad_header_address),
-		cmocka_unit_test(test_eight_bit),
-		cmocka_unit_test(test_long_body_line_split),
-		cmocka_unit_test(test_exact_998_not_split),
-		cmocka_unit_test(test_long_header_folded_or_refused),
-		cmocka_unit_test(test_nul_refused),
-		cmocka_unit_test(test_header_block_limit),
-		cmocka_unit_test(test_non_header_line_starts_body),
-		cmocka_unit_test(test_headers_only),
-		cmocka_unit_test(test_route_headers),
-		cmocka_unit_test(test_format_mailbox),
+	    cmocka_unit_test(test_line_endings),
+	    cmocka_unit_test(test_dots),
+	    cmocka_unit_test(test_missing_fields_added),
+	    cmocka_unit_test(test_fullname_only_without_from),
+	    cmocka_unit_test(test_bcc_removed_and_extracted),
+	    cmocka_unit_test(test_resent_recipients),
+	    cmocka_unit_test(test_bad_header_address),
+	    cmocka_unit_test(test_eight_bit),
+	    cmocka_unit_test(test_long_body_line_split),
+	    cmocka_unit_test(test_exact_998_not_split),
+	    cmocka_unit_test(test_long_header_folded_or_refused),
+	    cmocka_unit_test(test_nul_refused),
+	    cmocka_unit_test(test_header_block_limit),
+	    cmocka_unit_test(test_non_header_line_starts_body),
+	    cmocka_unit_test(test_headers_only),
+	    cmocka_unit_test(test_route_headers),
+	    cmocka_unit_test(test_format_mailbox),
+	    cmocka_unit_test(test_smtp_dot_unstuffing),
+	    cmocka_unit_test(test_smtp_two_messages_lf_and_i),
+	    cmocka_unit_test(test_smtp_empty_and_headers_only),
+	    cmocka_unit_test(test_smtp_input_ends_inside),
+	    cmocka_unit_test(test_smtp_refused_message_is_skipped),
+	    cmocka_unit_test(test_smtp_stuffed_long_line),
+	    cmocka_unit_test(test_reader_long_line_and_ready),
+	    cmocka_unit_test(test_reader_timeout),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
