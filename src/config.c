@@ -30,6 +30,7 @@
 #endif
 
 #include "config.h"
+#include "secret.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -455,16 +456,20 @@ static int set_username(struct loader *ld, void *obj, const config_setting_t *s)
 	return v[0] != '\0' ? copy(ld, &r->username, v) : 0;
 }
 
-/* password and password_file exclude each other. */
-static int exclusive(struct loader *ld, const config_setting_t *s,
-		     const char *other)
+/* password, password_file and password_command exclude each other. */
+static int exclusive(struct loader *ld, const config_setting_t *s)
 {
+	static const char *const ways[] = {"password", "password_file",
+					   "password_command"};
 	const config_setting_t *group = config_setting_parent(s);
 
-	if (config_setting_get_member(group, other) == NULL)
-		return 0;
-	return bad(ld, s, "and %s.%s are both set; keep only one",
-		   config_setting_name(group), other);
+	for (size_t i = 0; i < sizeof ways / sizeof ways[0]; i++)
+		if (strcmp(ways[i], config_setting_name(s)) != 0 &&
+		    config_setting_get_member(group, ways[i]) != NULL)
+			return bad(ld, s,
+				   "and %s.%s are both set; keep only one",
+				   config_setting_name(group), ways[i]);
+	return 0;
 }
 
 static int set_password(struct loader *ld, void *obj, const config_setting_t *s)
@@ -472,8 +477,7 @@ static int set_password(struct loader *ld, void *obj, const config_setting_t *s)
 	struct route *r = obj;
 	const char *v = NULL;
 
-	if (exclusive(ld, s, "password_file") < 0 ||
-	    string_of(ld, s, true, &v) < 0 ||
+	if (exclusive(ld, s) < 0 || string_of(ld, s, true, &v) < 0 ||
 	    secret_length(ld, s, strlen(v)) < 0)
 		return -1;
 	return v[0] != '\0' ? copy(ld, &r->password, v) : 0;
@@ -586,13 +590,74 @@ static int set_password_file(struct loader *ld, void *obj,
 	struct route *r = obj;
 	const char *v = NULL;
 
-	if (exclusive(ld, s, "password") < 0 || string_of(ld, s, false, &v) < 0)
+	if (exclusive(ld, s) < 0 || string_of(ld, s, false, &v) < 0)
 		return -1;
 	if (v[0] == '\0')
 		return 0;
 	if (absolute(ld, s, v) < 0)
 		return -1;
 	return read_secret(ld, s, v, &r->password);
+}
+
+#define COMMAND_ARGS_MAX 32
+
+/* The words of password_command: an array, or one string split at blanks
+ * (no shell, so no quoting).  Returns the count, or -1. */
+static int command_words(struct loader *ld, const config_setting_t *s,
+			 char **argv)
+{
+	int n = items(s), argc = 0;
+	const char *v = NULL;
+
+	for (int i = 0; i < n; i++) {
+		char *copyv, *save = NULL, *w;
+
+		if (string_item(ld, item(s, i), &v) < 0)
+			return -1;
+		if ((copyv = strdup(v)) == NULL)
+			return no_memory(ld);
+		for (w = strtok_r(copyv, " \t", &save); w != NULL;
+		     w = strtok_r(NULL, " \t", &save)) {
+			if (argc == COMMAND_ARGS_MAX ||
+			    (argv[argc] = strdup(w)) == NULL) {
+				free(copyv);
+				return argc == COMMAND_ARGS_MAX
+					       ? bad(ld, s, "has more than %d "
+							    "words",
+						     COMMAND_ARGS_MAX)
+					       : no_memory(ld);
+			}
+			argc++;
+		}
+		free(copyv);
+	}
+	return argc > 0 ? argc : bad(ld, s, "is empty; give the program and "
+					    "its arguments");
+}
+
+/* password_command: the password is what the command prints (secret.h). */
+static int set_password_command(struct loader *ld, void *obj,
+				const config_setting_t *s)
+{
+	struct route *r = obj;
+	char *argv[COMMAND_ARGS_MAX + 1] = {0}, why[512], *pw = NULL;
+	int argc, rc = -1;
+
+	if (exclusive(ld, s) < 0 || (argc = command_words(ld, s, argv)) < 0)
+		goto out;
+	if (secret_from_command(argv, &pw, why, sizeof why) != 0)
+		rc = bad(ld, s, "%s; fix the command, or use password_file",
+			 why);
+	else if (secret_length(ld, s, strlen(pw)) == 0)
+		rc = copy(ld, &r->password, pw);
+out:
+	for (int i = 0; i < COMMAND_ARGS_MAX && argv[i] != NULL; i++)
+		free(argv[i]);
+	if (pw != NULL) {
+		explicit_bzero(pw, strlen(pw));
+		free(pw);
+	}
+	return rc;
 }
 
 static int set_from(struct loader *ld, void *obj, const config_setting_t *s)
@@ -760,6 +825,8 @@ static const struct key route_keys[] = {
     {"password", K_STRING, "\"...\"", set_password, false},
     {"password_file", K_STRING, "\"/etc/switchmail/secret\"", set_password_file,
      false},
+    {"password_command", K_STRINGS, "[ \"/usr/bin/pass\", \"show\", \"smtp\" ]",
+     set_password_command, false},
     {"from", K_STRING, "\"contact@example.org\"", set_from, false},
     {"allowed_senders", K_STRINGS, "[ \"*@example.org\" ]", set_allowed, false},
     {"tls_ca_file", K_STRING, "\"/etc/ssl/certs/ca-certificates.crt\"",
@@ -929,10 +996,12 @@ static int check_auth(struct loader *ld, const config_setting_t *group,
 
 	if (pass == NULL)
 		pass = config_setting_get_member(group, "password_file");
+	if (pass == NULL)
+		pass = config_setting_get_member(group, "password_command");
 	if (r->username != NULL && r->password == NULL)
 		return bad(ld, user,
-			   "is set without a password; add "
-			   "%s.password or %s.password_file, or remove "
+			   "is set without a password; add %s.password, "
+			   "%s.password_file or password_command, or remove "
 			   "the username for a relay without AUTH",
 			   r->name, r->name);
 	if (r->username == NULL && r->password != NULL)

@@ -7,7 +7,8 @@
  * queue_id_valid() before they become a path, and files are opened with
  * openat(O_NOFOLLOW) relative to their directory; only regular files count.
  *
- * Life of a file.  The sender creates tmp/ID (O_EXCL|O_NOFOLLOW, 0600) and
+ * Life of a file.  The sender creates tmp/ID (O_EXCL|O_NOFOLLOW, 0660:
+ * the switchmail group shares the spool, others never see it) and
  * locks it at once (flock, exclusive, held until it exits), streams the
  * message in and appends the envelope - no fsync: most mail is delivered at
  * once and the file deleted.  Only mail that has to wait is committed:
@@ -285,7 +286,8 @@ static int fsync_dir(const char *path, struct sm_error *err)
 			 strerror(saved));
 }
 
-/* Create dir/sub (0700) if missing; a new one is made durable in dir. */
+/* Create dir/sub (0770: the switchmail group shares it) if missing; a new
+ * one is made durable in dir. */
 static int ensure_subdir(const char *dir, const char *sub, struct sm_error *err)
 {
 	char path[PATH_MAX];
@@ -293,7 +295,7 @@ static int ensure_subdir(const char *dir, const char *sub, struct sm_error *err)
 
 	if (make_path(path, dir, sub, NULL, err) != 0)
 		return -1;
-	if (mkdir(path, 0700) == 0)
+	if (mkdir(path, 0770) == 0)
 		return fsync_dir(dir, err);
 	if ((saved = errno) == EEXIST)
 		return 0;
@@ -317,7 +319,7 @@ int queue_create_tmp(const char *dir, const char *id, struct sm_error *err)
 	    make_path(path, dir, "tmp", id, err) != 0)
 		return -1;
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		  0600);
+		  0660);
 	if (fd < 0)
 		return error_set(err, errno == ENOSPC ? EX_IOERR : EX_CANTCREAT,
 				 "cannot write the spool %s: %s; create it "

@@ -17,6 +17,7 @@
 #include "errors.h"
 #include "log.h"
 #include "options.h"
+#include "priv.h"
 #include "runner.h"
 #include "smtpin.h"
 #include "submit.h"
@@ -45,16 +46,17 @@ static void drain_stdin(void)
 		;
 }
 
-/* -C, else $SWITCHMAIL_CONFIG, else the default path. */
-static const char *config_path(const struct options *o)
+/* -C, else $SWITCHMAIL_CONFIG (as found at start-up), else the default.
+ * A caller-chosen file costs the set-group-id privilege first: the
+ * caller's own configuration is read with the caller's own rights. */
+static const char *config_path(const struct options *o, const char *env,
+			       struct sm_error *err)
 {
-	const char *env = getenv(CONFIG_ENV);
+	const char *path = o->config_path != NULL ? o->config_path : env;
 
-	if (o->config_path != NULL)
-		return o->config_path;
-	if (env != NULL && env[0] != '\0')
-		return env;
-	return CONFIG_DEFAULT_PATH;
+	if (path == NULL)
+		return CONFIG_DEFAULT_PATH;
+	return priv_drop(err) == 0 ? path : NULL;
 }
 
 static void note_ignored(const struct options *o)
@@ -111,7 +113,11 @@ int main(int argc, char **argv)
 	struct options o;
 	struct config cfg;
 	struct sm_error err = {0};
+	char *config_env = NULL;
+	const char *path;
 
+	if (priv_startup(&config_env, &err) != 0)
+		return finish(&err);
 	signal(SIGPIPE, SIG_IGN);
 	if (argc > 0 && argv[0] != NULL && argv[0][0] != '\0')
 		progname = basename(argv[0]);
@@ -128,11 +134,14 @@ int main(int argc, char **argv)
 		options_usage(stdout);
 		return EX_OK;
 	}
-	if (config_load(config_path(&o), &cfg, &err) != 0) {
+	path = config_path(&o, config_env, &err);
+	if (path == NULL || config_load(path, &cfg, &err) != 0) {
+		free(config_env);
 		if (o.mode == MODE_DELIVER)
 			drain_stdin();
 		return finish(&err);
 	}
+	free(config_env);
 	log_open("switchmail", cfg.log_syslog, cfg.log_file, o.verbose > 0);
 	for (size_t i = 0; i < cfg.nwarnings; i++)
 		log_line(LOG_LVL_WARN, NULL, "%s", cfg.warnings[i]);

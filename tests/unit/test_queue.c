@@ -317,11 +317,13 @@ static void test_commit(void **state)
 
 	queue_id_new(id);
 	fill_env(&env, id, false, rcpt, 2);
+	mode_t old = umask(007); /* as priv_startup() sets it */
 	fd = queue_create_tmp(*state, id, &err);
+	umask(old);
 	assert_true(fd >= 0);
 	path_of(p, *state, "tmp", id);
 	assert_int_equal(stat(p, &sb), 0);
-	assert_int_equal(sb.st_mode & 07777, 0600);
+	assert_int_equal(sb.st_mode & 07777, 0660); /* group shares, never others */
 	/* A second create of the same id fails (O_EXCL). */
 	assert_int_equal(queue_create_tmp(*state, id, &err), -1);
 	assert_int_equal(err.code, EX_CANTCREAT);
