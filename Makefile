@@ -6,6 +6,7 @@
 #   make demo     install missing packages, build, send through both routes
 #                 to local test servers and show where each message landed
 
+SHELL     = /bin/bash
 CC       ?= cc
 PKGS      = libesmtp-1.0 libconfig openssl
 PYTHON    = /usr/bin/python3
@@ -57,7 +58,8 @@ PROGRAMS  = $(BUILD)/switchmail $(BUILD)/switchmailctl
 
 UNIT_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all deps check unit e2e asan demo clean format
+.PHONY: all deps check unit e2e asan demo clean format fuzz fuzz-build \
+        fuzz-smoke lint
 all: $(PROGRAMS)
 
 $(BUILD)/%.o: %.c
@@ -99,11 +101,42 @@ asan:
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	  unit e2e
 
+# libFuzzer targets (tests/fuzz/fuzz_NAME.c, seeds in tests/fuzz/NAME/),
+# linked with a copy of the library built with the same instrumentation.
+FUZZ_BUILD   = build/fuzz
+FUZZ_TARGETS = $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_TIME   ?= 60
+FUZZ_SAN     = -fsanitize=address,undefined -fno-sanitize-recover=all
+
+fuzz-build:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang OPT="-O1 -g" \
+	  SANITIZE="-fsanitize=fuzzer-no-link $(FUZZ_SAN)" $(FUZZ_BUILD)/libswitchmail.a
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  clang -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) -std=c11 -D_GNU_SOURCE -Isrc -Icompat \
+	    -o $(FUZZ_BUILD)/fuzz_$$t tests/fuzz/fuzz_$$t.c $(FUZZ_BUILD)/libswitchmail.a $(LDLIBS); \
+	done
+
+# Each target for FUZZ_TIME seconds; a crash or a leak fails (artifacts in
+# build/fuzz/).  A crash found becomes a unit test.
+fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz_$$t for $(FUZZ_TIME) s"; mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	  LSAN_OPTIONS=suppressions=$(abspath tests/fuzz/lsan.supp) \
+	    $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_TIME) -print_final_stats=0 \
+	    -artifact_prefix=$(FUZZ_BUILD)/ $(FUZZ_BUILD)/corpus/$$t tests/fuzz/$$t 2>&1 | \
+	    grep -E 'Done|ERROR|SUMMARY|artifact' ; \
+	  test "$${PIPESTATUS[0]}" = 0; \
+	done
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_TIME=10
+
 check: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) e2e
 	$(MAKE) asan
+	$(MAKE) fuzz-smoke
 
 demo: deps all
 	$(PYTHON) tests/demo.py $(abspath $(BUILD)/switchmail)
