@@ -68,7 +68,7 @@ void net_keep_reply(struct net_conn *c, const char *r, size_t len)
 				    c->reply + o, sizeof c->reply - o, " / ");
 			continue;
 		}
-		c->reply[o++] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+		c->reply[o++] = (char)((ch < 0x20 || ch == 0x7f) ? '?' : ch);
 	}
 	c->reply[o] = '\0';
 }

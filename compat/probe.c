@@ -249,8 +249,8 @@ static void b64(const unsigned char *in, size_t n, char *out)
 			v |= in[i + 2];
 		out[o++] = abc[(v >> 18) & 63];
 		out[o++] = abc[(v >> 12) & 63];
-		out[o++] = i + 1 < n ? abc[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < n ? abc[v & 63] : '=';
+		out[o++] = (char)(i + 1 < n ? abc[(v >> 6) & 63] : '=');
+		out[o++] = (char)(i + 2 < n ? abc[v & 63] : '=');
 	}
 	out[o] = '\0';
 }

@@ -140,9 +140,9 @@ static void excerpt(char *dst, const char *s, size_t len)
 		while (cut > 0 && ((unsigned char)s[cut] & 0xc0) == 0x80)
 			cut--;
 	}
-	error_printable(dst, EXCERPT_BUF - 3, s, cut);
+	error_printable(dst, EXCERPT_BUF - 3, s, cut); /* room for "..." */
 	if (cut < len)
-		strcat(dst, "...");
+		memcpy(dst + strlen(dst), "...", sizeof "...");
 }
 
 /* Excerpt of the input from the start of the current entry. */

@@ -134,6 +134,27 @@ static void record(struct attempt *a, const struct deliver_session *ds,
 		snprintf(st->error, sizeof st->error, "%s", refusal);
 }
 
+/* a could not be attempted (out of memory): its pending recipients stay
+ * pending and count as deferred, so that the message is queued or kept,
+ * never taken for delivered (an unknown outcome is TEMPFAIL). */
+static void record_unattempted(struct attempt *a, const char *why)
+{
+	struct queue_state *st = a->st;
+
+	for (size_t j = 0; j < a->env->nrcpts; j++)
+		a->deferred += st->rcpt_state[j] == RS_PENDING;
+	snprintf(st->error, sizeof st->error, "%s", why);
+}
+
+/* The server's words for m's first refused recipient, or NULL. */
+static const char *first_refusal(const struct deliver_msg *m)
+{
+	for (size_t j = 0; m->rcpts != NULL && j < m->nrcpts; j++)
+		if (m->rcpts[j].result == PERMFAIL)
+			return m->refused_whole ? m->reply : m->rcpts[j].reply;
+	return NULL;
+}
+
 /* The attempt's outcome for `switchmailctl status`: the session's failure,
  * else the first deferral, else a refusal when nothing got through, else
  * delivered. */
@@ -149,11 +170,8 @@ static void record_last(const struct config *cfg, const struct route *r,
 		deferred += a[i].deferred;
 		if (why == NULL && a[i].deferred > 0)
 			why = a[i].st->error;
-		for (size_t j = 0; refusal == NULL && j < a[i].m.nrcpts; j++)
-			if (a[i].m.rcpts[j].result == PERMFAIL)
-				refusal = a[i].m.refused_whole
-					      ? a[i].m.reply
-					      : a[i].m.rcpts[j].reply;
+		if (refusal == NULL)
+			refusal = first_refusal(&a[i].m);
 	}
 	if (ds->failure_kind != NULL || ds->msg[0] != '\0')
 		lastresult_record(cfg, r->name, LAST_DEFERRED, ds->msg);
@@ -175,7 +193,9 @@ void attempt_deliver(const struct config *cfg, struct attempt *a, size_t n,
 
 	memset(ds, 0, sizeof *ds);
 	for (size_t i = 0; i < n; i++)
-		if (prepare(&a[i], r) == 0 && a[i].m.nrcpts > 0 && msgs)
+		if (msgs == NULL || prepare(&a[i], r) != 0)
+			record_unattempted(&a[i], "out of memory; retrying");
+		else if (a[i].m.nrcpts > 0)
 			msgs[k++] = a[i].m;
 	if (k > 0)
 		deliver_session(cfg, r, msgs, k, transcript, ds);

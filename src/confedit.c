@@ -256,7 +256,9 @@ static bool name_is(const struct lexed *lx, size_t i, const char *name)
 /* The bracket closing open. */
 static char closer(char open)
 {
-	return open == '{' ? '}' : open == '[' ? ']' : ')';
+	if (open == '{')
+		return '}';
+	return open == '[' ? ']' : ')';
 }
 
 /* Past a bracketed value at *i, brackets matched. */
@@ -555,6 +557,7 @@ static void member_indent(const struct lexed *lx, const struct scan *top,
 			  const struct scan *in, char out[65])
 {
 	const char *t = lx->text;
+	size_t used;
 
 	if (in->any) {
 		size_t off = tk(lx, in->last.name)->off;
@@ -565,8 +568,9 @@ static void member_indent(const struct lexed *lx, const struct scan *top,
 		}
 	}
 	indent_of(t, tk(lx, top->hit.name)->off, out);
-	if (strlen(out) + strlen(INDENT_DEFAULT) <= 64)
-		strcat(out, INDENT_DEFAULT);
+	used = strlen(out);
+	if (used + sizeof INDENT_DEFAULT - 1 <= 64) /* with its NUL */
+		memcpy(out + used, INDENT_DEFAULT, sizeof INDENT_DEFAULT);
 }
 
 /* ---- edits ------------------------------------------------------------- */

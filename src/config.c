@@ -259,13 +259,15 @@ static bool has_control(const char *v)
 }
 
 /* The string s holds, refused when it carries CR, LF or another control
- * character (header injection).  A secret is never quoted. */
+ * character (header injection).  A secret is never quoted.  *out is ""
+ * when refused: no path leaves it unset. */
 static int string_of(struct loader *ld, const config_setting_t *s, bool secret,
 		     const char **out)
 {
 	const char *v = config_setting_get_string(s);
 	char q[QUOTE_MAX];
 
+	*out = "";
 	if (v == NULL)
 		v = "";
 	if (has_control(v) && secret)
@@ -283,10 +285,12 @@ static int string_of(struct loader *ld, const config_setting_t *s, bool secret,
 	return 0;
 }
 
-/* Element s of an array or list that must be a string. */
+/* Element s of an array or list that must be a string; *out as in
+ * string_of. */
 static int string_item(struct loader *ld, const config_setting_t *s,
 		       const char **out)
 {
+	*out = "";
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
 		return bad(ld, s, "must be a string in double quotes, not %s",
 			   type_name(s));
@@ -641,9 +645,9 @@ static int set_password_command(struct loader *ld, void *obj,
 {
 	struct route *r = obj;
 	char *argv[COMMAND_ARGS_MAX + 1] = {0}, why[512], *pw = NULL;
-	int argc, rc = -1;
+	int rc = -1;
 
-	if (exclusive(ld, s) < 0 || (argc = command_words(ld, s, argv)) < 0)
+	if (exclusive(ld, s) < 0 || command_words(ld, s, argv) < 0)
 		goto out;
 	if (secret_from_command(argv, &pw, why, sizeof why) != 0)
 		rc = bad(ld, s, "%s; fix the command, or use password_file",
@@ -1300,7 +1304,7 @@ static int set_native(struct loader *ld, void *obj, const config_setting_t *s)
 static int alias_value(struct loader *ld, const config_setting_t *s, char **out)
 {
 	int n = items(s);
-	size_t len = 1;
+	size_t len = 1, o = 0;
 	const char *v = NULL;
 
 	for (int i = 0; i < n; i++) {
@@ -1311,11 +1315,10 @@ static int alias_value(struct loader *ld, const config_setting_t *s, char **out)
 	if ((*out = malloc(len)) == NULL)
 		return no_memory(ld);
 	(*out)[0] = '\0';
-	for (int i = 0; i < n; i++) {
-		if (i > 0)
-			strcat(*out, ", ");
-		strcat(*out, config_setting_get_string(item(s, i)));
-	}
+	for (int i = 0; i < n && o < len; i++)
+		o += (size_t)snprintf(*out + o, len - o, "%s%s",
+				      i > 0 ? ", " : "",
+				      config_setting_get_string(item(s, i)));
 	return 0;
 }
 

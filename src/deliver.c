@@ -446,8 +446,10 @@ void deliver_session(const struct config *cfg, const struct route *r,
 	int ok = 0;
 
 	memset(out, 0, sizeof *out);
-	sc.handles = calloc(n, sizeof *sc.handles);
-	sc.rhandles = calloc(count_rcpts(msgs, n) + 1, sizeof *sc.rhandles);
+	/* Arrays of libESMTP handles, which are pointers: sized by type. */
+	sc.handles = calloc(n, sizeof(smtp_message_t));
+	sc.rhandles =
+	    calloc(count_rcpts(msgs, n) + 1, sizeof(smtp_recipient_t));
 	if (srcs == NULL || sc.handles == NULL || sc.rhandles == NULL ||
 	    (s = new_session(cfg, r, &auth, &sc)) == NULL) {
 		error_set(&err, EX_OSERR, "out of memory");

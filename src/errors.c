@@ -2,6 +2,7 @@
  * errors.c - error filling and the sysexits table (DESIGN §4).
  */
 #include "errors.h"
+#undef error_set
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,11 +64,9 @@ void error_printable(char *dst, size_t dstsize, const char *s, size_t len)
 		char tmp[4];
 		size_t n;
 
-		if (c == '\r') {
-			memcpy(tmp, "\\r", 2);
-			n = 2;
-		} else if (c == '\n') {
-			memcpy(tmp, "\\n", 2);
+		if (c == '\r' || c == '\n') {
+			tmp[0] = '\\';
+			tmp[1] = c == '\r' ? 'r' : 'n';
 			n = 2;
 		} else if (c < 0x20 || c == 0x7f) {
 			tmp[0] = '\\';

@@ -30,9 +30,11 @@ const char *lastresult_name(enum lastresult_kind k)
 		   : "none";
 }
 
-/* queue.dir/last-ROUTE into path; false when route is not a plain name. */
+/* queue.dir/<prefix>last-ROUTE<suffix> into path; false when route is not
+ * a plain name or the path does not fit. */
 static bool last_path(const struct config *cfg, const char *route,
-		      const char *prefix, char *path, size_t size)
+		      const char *prefix, const char *suffix, char *path,
+		      size_t size)
 {
 	int k;
 
@@ -40,7 +42,8 @@ static bool last_path(const struct config *cfg, const char *route,
 	    strspn(route, "abcdefghijklmnopqrstuvwxyz") != strlen(route) ||
 	    cfg->queue_dir == NULL)
 		return false;
-	k = snprintf(path, size, "%s/%slast-%s", cfg->queue_dir, prefix, route);
+	k = snprintf(path, size, "%s/%slast-%s%s", cfg->queue_dir, prefix,
+		     route, suffix);
 	return k > 0 && (size_t)k < size;
 }
 
@@ -51,12 +54,11 @@ int lastresult_record(const struct config *cfg, const char *route,
 	char why[LASTRESULT_ERROR_MAX];
 	int fd, n, rc = -1;
 
-	if (!last_path(cfg, route, "", path, sizeof path) ||
-	    !last_path(cfg, route, ".", tmp, sizeof tmp - 8)) {
+	if (!last_path(cfg, route, "", "", path, sizeof path) ||
+	    !last_path(cfg, route, ".", ".XXXXXX", tmp, sizeof tmp)) {
 		errno = EINVAL;
 		return -1;
 	}
-	strcat(tmp, ".XXXXXX");
 	error_printable(why, sizeof why, error ? error : "",
 			error ? strlen(error) : 0);
 	n = snprintf(text, sizeof text, "time %lld\nresult %s\nerror %s\n",
@@ -108,7 +110,7 @@ int lastresult_read(const struct config *cfg, const char *route,
 	int fd;
 
 	memset(out, 0, sizeof *out);
-	if (!last_path(cfg, route, "", path, sizeof path))
+	if (!last_path(cfg, route, "", "", path, sizeof path))
 		return -1;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
 		return errno == ENOENT ? 1 : -1;

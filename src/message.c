@@ -362,8 +362,8 @@ static int read_headers(struct msg_reader *r, struct headers *h,
 		if (h->len + (size_t)n + 2 > MESSAGE_HEADER_MAX || !whole)
 			return error_set(err, EX_DATAERR,
 					 "the message header block is larger "
-					 "than %d KiB; put long content in the "
-					 "body",
+					 "than %lu KiB; put long content in "
+					 "the body",
 					 MESSAGE_HEADER_MAX / 1024);
 		if (hdr_append(h, line, (size_t)n) || hdr_append(h, "\r\n", 2))
 			return error_set(err, EX_OSERR, "out of memory");
@@ -595,7 +595,7 @@ static int body_line(struct writer *w, const char *line, long n, bool whole,
 		return error_set(err, EX_DATAERR,
 				 "the message is larger than %lld MiB; send "
 				 "large files another way",
-				 MESSAGE_SIZE_MAX / (1024 * 1024));
+				 MESSAGE_SIZE_MAX / (1024LL * 1024));
 	return 0;
 }
 
@@ -805,10 +805,13 @@ void message_info_free(struct message_info *info)
 	info->from_addr = info->from_display = info->message_id = NULL;
 }
 
-/* Append to a growing output block. */
+/* Append to a growing output block (still NULL while nothing was added:
+ * memcpy must not see it, even for 0 octets). */
 static int out_add(char **out, size_t *len, size_t *cap, const char *p,
 		   size_t n)
 {
+	if (n == 0)
+		return 0;
 	if (*len + n > *cap) {
 		size_t ncap = (*len + n) * 2 + 256;
 		char *nb = realloc(*out, ncap);

@@ -22,7 +22,7 @@
 #include "address.h"
 #include "errors.h"
 
-#define MESSAGE_HEADER_MAX (256 * 1024) /* octets of the header block */
+#define MESSAGE_HEADER_MAX (256UL * 1024) /* octets of the header block */
 #define MESSAGE_LINE_MAX 998            /* octets of a line, without CRLF */
 #define MESSAGE_SIZE_MAX (1024LL * 1024 * 1024) /* octets of a message */
 

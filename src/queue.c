@@ -120,12 +120,16 @@
 #define LAST_OFF     (NEXT_OFF + 20 + sizeof " last=" - 1)
 #define SUM_OFF	     (LAST_OFF + 20 + sizeof " sum=" - 1)
 #define HEAD_LEN     (SUM_OFF + 8 + 1)
+#define ERROR_KEY    "error "
+#define RCPTS_KEY    "rcpts "
+#define KEY_LEN	     (sizeof ERROR_KEY - 1) /* of either key, no NUL */
 #define ERROR_OFF    HEAD_LEN
-#define RCPTS_OFF    (ERROR_OFF + 6 + QUEUE_ERROR_MAX + 1)
-#define STATE_LEN(n) (RCPTS_OFF + 6 + (size_t)(n) + 1)
+#define RCPTS_OFF    (ERROR_OFF + KEY_LEN + QUEUE_ERROR_MAX + 1)
+#define STATE_LEN(n) (RCPTS_OFF + KEY_LEN + (size_t)(n) + 1)
 #define DAMAGED                                                                \
 	"state record damaged (crash during an update); retrying all "         \
 	"recipients"
+_Static_assert(sizeof ERROR_KEY == sizeof RCPTS_KEY, "one KEY_LEN for both");
 
 /* Envelope keys, in file order: one table for the writer and the loader. */
 enum kind { K_ID, K_LL, K_OFF, K_STR, K_BOOL, K_INT, K_RCPT };
@@ -355,7 +359,9 @@ static char printable(char c)
 {
 	unsigned char u = (unsigned char)c;
 
-	return u < 0x20 || u == 0x7f ? '?' : c;
+	if (u < 0x20 || u == 0x7f)
+		return '?';
+	return c;
 }
 
 /* Whether c is a per-recipient state byte. */
@@ -394,18 +400,19 @@ static char *render_state(const struct queue_state *st, size_t n,
 	}
 	render_head(buf, st->attempts, st->next, st->last, 0);
 	p = buf + ERROR_OFF;
-	memcpy(p, "error ", 6);
+	memcpy(p, ERROR_KEY, KEY_LEN);
 	elen = strnlen(st->error, QUEUE_ERROR_MAX - 1);
-	for (size_t i = 0; i < QUEUE_ERROR_MAX; i++)
-		p[6 + i] = i < elen ? printable(st->error[i]) : ' ';
-	p[6 + QUEUE_ERROR_MAX] = '\n';
+	memset(p + KEY_LEN, ' ', QUEUE_ERROR_MAX);
+	for (size_t i = 0; i < elen; i++)
+		p[KEY_LEN + i] = printable(st->error[i]);
+	p[KEY_LEN + QUEUE_ERROR_MAX] = '\n';
 	p = buf + RCPTS_OFF;
-	memcpy(p, "rcpts ", 6);
+	memcpy(p, RCPTS_KEY, KEY_LEN);
 	if (st->rcpt_state != NULL)
-		memcpy(p + 6, st->rcpt_state, n);
+		memcpy(p + KEY_LEN, st->rcpt_state, n);
 	else
-		memset(p + 6, RS_PENDING, n);
-	p[6 + n] = '\n';
+		memset(p + KEY_LEN, RS_PENDING, n);
+	p[KEY_LEN + n] = '\n';
 	snprintf(sum, sizeof sum, "%08x",
 		 (unsigned)state_sum(buf, STATE_LEN(n)));
 	memcpy(buf + SUM_OFF, sum, 8);
@@ -773,7 +780,7 @@ static int parse_envelope(char *buf, size_t len, struct queue_envelope *env,
 	unsigned no = 0, seen = 0;
 	bool ended = false;
 
-	if (buf[len - 1] != '\n')
+	if (len == 0 || buf[len - 1] != '\n')
 		return corrupt(lc, "its envelope is truncated (no end marker)");
 	for (line = buf; line < buf + len; line = nl + 1) {
 		nl = strchr(line, '\n');
@@ -896,7 +903,7 @@ static int parse_state(const char *rec, size_t n, struct queue_state *st)
 	long long att, next, last;
 	unsigned long long sum;
 	size_t elen = QUEUE_ERROR_MAX;
-	const char *text = rec + ERROR_OFF + 6;
+	const char *text = rec + ERROR_OFF + KEY_LEN;
 
 	if (parse_fixed(rec + ATT_OFF, 10, 0, UINT_MAX, &att) != 0 ||
 	    parse_fixed(rec + NEXT_OFF, 20, LLONG_MIN, LLONG_MAX, &next) ||
@@ -905,13 +912,13 @@ static int parse_state(const char *rec, size_t n, struct queue_state *st)
 		return -1;
 	render_head(head, (unsigned)att, next, last, (uint32_t)sum);
 	if (memcmp(head, rec, HEAD_LEN) != 0 ||
-	    memcmp(rec + ERROR_OFF, "error ", 6) != 0 ||
+	    memcmp(rec + ERROR_OFF, ERROR_KEY, KEY_LEN) != 0 ||
 	    rec[RCPTS_OFF - 1] != '\n' ||
-	    memcmp(rec + RCPTS_OFF, "rcpts ", 6) != 0 ||
+	    memcmp(rec + RCPTS_OFF, RCPTS_KEY, KEY_LEN) != 0 ||
 	    rec[STATE_LEN(n) - 1] != '\n')
 		return -1;
 	for (size_t i = 0; i < n; i++)
-		if (!rs_valid(rec[RCPTS_OFF + 6 + i]))
+		if (!rs_valid(rec[RCPTS_OFF + KEY_LEN + i]))
 			return -1;
 	st->attempts = (unsigned)att;
 	st->next = next;
@@ -922,7 +929,7 @@ static int parse_state(const char *rec, size_t n, struct queue_state *st)
 	for (size_t i = 0; i < elen; i++)
 		st->error[i] = printable(text[i]);
 	st->error[elen] = '\0';
-	memcpy(st->rcpt_state, rec + RCPTS_OFF + 6, n);
+	memcpy(st->rcpt_state, rec + RCPTS_OFF + KEY_LEN, n);
 	return 0;
 }
 

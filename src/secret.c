@@ -106,7 +106,7 @@ int secret_from_command(char *const argv[], char **out, char *why,
 			 strerror(errno));
 		return -1;
 	}
-	n = collect(fd, buf, now_ms() + SECRET_COMMAND_TIMEOUT * 1000,
+	n = collect(fd, buf, now_ms() + SECRET_COMMAND_TIMEOUT * 1000LL,
 		    &timed_out);
 	close(fd);
 	status = reap(pid, timed_out);

@@ -264,7 +264,8 @@ static void reply(struct session *s, const char *fmt, ...)
 	for (int i = 0; i < n; i++)
 		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
 			line[i] = '?';
-	memcpy(line + n, "\r\n", 2);
+	line[n] = '\r';
+	line[n + 1] = '\n';
 	if (b->len + (size_t)n + 2 > b->cap) {
 		size_t cap = (b->len + (size_t)n + 2) * 2;
 		char *p = realloc(b->p, cap);

@@ -315,7 +315,7 @@ static int attempt_now(const struct config *cfg, const struct submit_job *job,
 int submit_spooled(const struct config *cfg, const struct submit_job *job,
 		   struct submit_outcome *out, struct sm_error *err)
 {
-	struct submit_outcome ignored;
+	struct submit_outcome ignored = {0};
 	int rc;
 
 	out = out != NULL ? out : &ignored;
