@@ -54,6 +54,7 @@ struct bridge {
 	size_t slen;
 	char reply[BRIDGE_REPLY_MAX]; /* the current multi-line reply */
 	size_t rlen;
+	size_t reply_octets; /* of the current reply, however long */
 	atomic_uint ext; /* BRIDGE_EXT_* of the last EHLO reply */
 };
 
@@ -458,6 +459,7 @@ static void server_reply(struct bridge *b)
 		stop_session(b);
 	}
 	b->rlen = 0;
+	b->reply_octets = 0;
 }
 
 /* One reply line: kept (bounded) for the reply it belongs to. */
@@ -465,6 +467,16 @@ static int server_line(struct bridge *b, const char *line, size_t len)
 {
 	net_transcript(&b->net, "<-", line, len);
 	note_auth(b, line, len);
+	b->reply_octets += len;
+	if (b->reply_octets > NET_INBUF_MAX) {
+		/* an endless "250-…" reply: no SMTP server does that */
+		fail(b, BF_TIMEOUT,
+		     "%s sent a reply longer than %d octets; this is not a "
+		     "well-behaved SMTP server",
+		     b->host, NET_INBUF_MAX);
+		stop_session(b);
+		return -1;
+	}
 	if (b->rlen + len < sizeof b->reply) {
 		memcpy(b->reply + b->rlen, line, len);
 		b->rlen += len;

@@ -5,6 +5,7 @@
  * that both say exactly the same thing about the same failure.
  */
 #include "net.h"
+#include "text.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -55,20 +56,27 @@ long long net_deadline(const struct net_conn *c)
 
 void net_keep_reply(struct net_conn *c, const char *r, size_t len)
 {
+	const unsigned char *u = (const unsigned char *)r;
 	size_t o = 0;
 
-	for (size_t i = 0; i < len && o + 4 < sizeof c->reply; i++) {
-		unsigned char ch = (unsigned char)r[i];
+	for (size_t i = 0; i < len && o + 8 < sizeof c->reply;) {
+		size_t k;
 
-		if (ch == '\r')
-			continue;
-		if (ch == '\n') {
-			if (i + 1 < len)
-				o += (size_t)snprintf(
-				    c->reply + o, sizeof c->reply - o, " / ");
+		if (u[i] == '\r' || u[i] == '\n') {
+			if (u[i] == '\n' && i + 1 < len)
+				o += (size_t)snprintf(c->reply + o,
+						      sizeof c->reply - o, " / ");
+			i++;
 			continue;
 		}
-		c->reply[o++] = (char)((ch < 0x20 || ch == 0x7f) ? '?' : ch);
+		if ((k = text_safe_len(u + i, len - i)) == 0) {
+			c->reply[o++] = '?'; /* controls, malformed UTF-8 */
+			i++;
+			continue;
+		}
+		memcpy(c->reply + o, r + i, k);
+		o += k;
+		i += k;
 	}
 	c->reply[o] = '\0';
 }
@@ -81,10 +89,16 @@ void net_transcript(struct net_conn *c, const char *dir, const char *line,
 	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 		len--;
 	fprintf(c->transcript, "%s ", dir);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)line[i];
+	for (size_t i = 0; i < len;) {
+		size_t k = text_safe_len((const unsigned char *)line + i, len - i);
 
-		fputc(ch < 0x20 || ch == 0x7f ? '?' : ch, c->transcript);
+		if (k == 0) {
+			fputc('?', c->transcript);
+			i++;
+		} else {
+			fwrite(line + i, 1, k, c->transcript);
+			i += k;
+		}
 	}
 	fputc('\n', c->transcript);
 	fflush(c->transcript);

@@ -67,6 +67,7 @@ struct loader {
 	struct config *cfg;
 	struct sm_error *err;
 	mode_t mode;	/* of the configuration file */
+	uid_t owner;	/* of the configuration file */
 	bool is_presets; /* loading providers.conf, not switchmail.conf */
 	int presets_state; /* 0: not read yet, 1: read, -1: unreadable */
 	struct provider_list presets; /* read once, for both routes */
@@ -1026,28 +1027,51 @@ static int check_auth(struct loader *ld, const config_setting_t *group,
 	return 0;
 }
 
-/* A password written in a file every user can read is refused (§7). */
+/* Who may have written a file that holds a secret or a command to run:
+ * root, or the caller when the caller's own rights are all we have.  A
+ * set-group-id run trusts root alone (§7). */
+static const char *untrusted_writer(const struct stat *st)
+{
+	bool privileged = getegid() != getgid();
+
+	if (st->st_mode & (S_IWGRP | S_IWOTH))
+		return "other users can write it; chmod go-w it "
+		       "(installed: 0640 root:switchmail)";
+	if (st->st_uid != 0 && (privileged || st->st_uid != getuid()))
+		return "it is owned by another user than root; chown root it "
+		       "(installed: 0640 root:switchmail)";
+	return NULL;
+}
+
+/* A password written in a file every user can read is refused, and so is
+ * a password or password_command in a file others could have written:
+ * whoever writes it decides what runs and where mail goes (§7). */
 static int check_secret_mode(struct loader *ld, const config_setting_t *group)
 {
 	const config_setting_t *pass =
 	    config_setting_get_member(group, "password");
-	const char *file;
+	const config_setting_t *cmd =
+	    config_setting_get_member(group, "password_command");
+	const config_setting_t *s = pass != NULL ? pass : cmd;
+	const char *file, *why;
 	mode_t mode = ld->mode;
-	struct stat st;
+	struct stat st = {.st_mode = ld->mode, .st_uid = ld->owner};
 
-	if (pass == NULL || config_setting_get_string(pass) == NULL ||
-	    config_setting_get_string(pass)[0] == '\0')
+	if (s == NULL || (s == pass && (config_setting_get_string(pass) == NULL ||
+					config_setting_get_string(pass)[0] == '\0')))
 		return 0;
-	file = config_setting_source_file(pass);
+	file = config_setting_source_file(s);
 	if (file != NULL && stat(file, &st) == 0)
 		mode = st.st_mode;
-	if (!(mode & S_IROTH))
-		return 0;
-	return bad(ld, pass,
-		   "is in a file every user can read (mode %04o); "
-		   "chmod o-rwx it (installed: 0640 root:switchmail), "
-		   "or move the password to a password_file",
-		   (unsigned)(mode & 07777));
+	if (s == pass && (mode & S_IROTH))
+		return bad(ld, pass,
+			   "is in a file every user can read (mode %04o); "
+			   "chmod o-rwx it (installed: 0640 root:switchmail), "
+			   "or move the password to a password_file",
+			   (unsigned)(mode & 07777));
+	if ((why = untrusted_writer(&st)) != NULL) /* file NULL: the main one */
+		return bad(ld, s, "is in a file that is not safe: %s", why);
+	return 0;
 }
 
 static const struct {
@@ -1610,6 +1634,7 @@ static int parse_file(struct loader *ld, config_t *lc, const char *path)
 			    CONFIG_FILE_MAX);
 	}
 	ld->mode = st.st_mode;
+	ld->owner = st.st_uid;
 	if ((fp = fdopen(fd, "r")) == NULL) {
 		close(fd);
 		return unreadable(ld, errno);

@@ -2,6 +2,8 @@
  * errors.c - error filling and the sysexits table (DESIGN §4).
  */
 #include "errors.h"
+
+#include "text.h"
 #undef error_set
 
 #include <stdarg.h>
@@ -59,29 +61,29 @@ void error_printable(char *dst, size_t dstsize, const char *s, size_t len)
 
 	if (dstsize == 0)
 		return;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
+	for (size_t i = 0; i < len;) {
+		const unsigned char *u = (const unsigned char *)s + i;
+		size_t safe = text_safe_len(u, len - i), n = safe;
 		char tmp[4];
-		size_t n;
 
-		if (c == '\r' || c == '\n') {
+		if (safe > 0) {
+			memcpy(tmp, u, safe);
+		} else if (*u == '\r' || *u == '\n') {
 			tmp[0] = '\\';
-			tmp[1] = c == '\r' ? 'r' : 'n';
+			tmp[1] = *u == '\r' ? 'r' : 'n';
 			n = 2;
-		} else if (c < 0x20 || c == 0x7f) {
+		} else { /* controls (C0, C1), malformed UTF-8 */
 			tmp[0] = '\\';
 			tmp[1] = 'x';
-			tmp[2] = hex[c >> 4];
-			tmp[3] = hex[c & 15];
+			tmp[2] = hex[*u >> 4];
+			tmp[3] = hex[*u & 15];
 			n = 4;
-		} else {
-			tmp[0] = (char)c;
-			n = 1;
 		}
 		if (o + n >= dstsize)
 			break;
 		memcpy(dst + o, tmp, n);
 		o += n;
+		i += safe > 0 ? safe : 1;
 	}
 	dst[o] = '\0';
 }

@@ -7,6 +7,8 @@
  */
 #include "log.h"
 
+#include "text.h"
+
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,11 +40,20 @@ int log_open(const char *ident, bool use_syslog, const char *file, bool echo)
 	return 0;
 }
 
+/* Controls (C0 and C1) and malformed UTF-8 become '?': a hostile server
+ * reply can neither forge a log line nor drive the terminal reading it. */
 static void sanitize(char *s)
 {
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			*s = '?';
+	size_t len = strlen(s);
+
+	for (size_t i = 0; i < len;) {
+		size_t k = text_safe_len((unsigned char *)s + i, len - i);
+
+		if (k == 0)
+			s[i++] = '?';
+		else
+			i += k;
+	}
 }
 
 void log_line(enum log_level lvl, const char *id, const char *fmt, ...)
