@@ -478,3 +478,21 @@ def test_no_plaintext_leaves_except_over_tls(tmp_path, smtp_server, run_switchma
         assert rest[:1] == b"\x16"            # a TLS handshake record follows
     else:
         assert wire[:1] == b"\x16"            # TLS from the very first byte
+
+
+def test_system_store_directory_is_used(tmp_path, smtp_server, pki, run_switchmail):
+    """Without tls_ca_file the system store is read as a hashed directory
+    (lazily: only the issuers a chain needs), here one holding the test CA,
+    given by SSL_CERT_DIR as OpenSSL allows for an unprivileged caller."""
+    import shutil
+    certdir = tmp_path / "certs"
+    certdir.mkdir()
+    shutil.copy(pki.ca, certdir / "test-ca.pem")
+    subprocess.run(["openssl", "rehash", str(certdir)], check=True)
+    assert any(len(p.name) == 10 and p.name[8] == "." for p in certdir.iterdir())
+    srv = smtp_server(mode="implicit", auth=USER)
+    r = run_switchmail(["-i", "to@x.example"], MSG, conn_cfg(tmp_path, srv, tls_ca_file=None),
+                       env={"SSL_CERT_DIR": str(certdir)})
+    assert r.returncode == 0, r
+    (m,) = srv.wait_for(1)
+    assert m.tls and m.auth_user == USER[0]
