@@ -59,7 +59,7 @@ PROGRAMS  = $(BUILD)/switchmail $(BUILD)/switchmailctl
 
 UNIT_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all deps check unit e2e asan demo clean format fuzz fuzz-build \
+.PHONY: all deps check unit e2e asan demo bench clean format fuzz fuzz-build \
         fuzz-smoke lint
 all: $(PROGRAMS)
 
