@@ -320,17 +320,32 @@ static int client_line(struct bridge *b, const char *line, size_t len)
 /* DATA body: forward up to and including the "\r\n.\r\n" terminator. */
 static size_t body_span(struct bridge *b, const char *p, size_t n, bool *end)
 {
+	static const char term[] = "\r\n.\r\n";
 	unsigned long long h = b->body_hist;
+	char edge[8];
+	size_t head = n < 4 ? n : 4, k = 0;
+	const char *hit;
 
 	*end = false;
-	for (size_t i = 0; i < n; i++) {
-		h = (h << 8) | (unsigned char)p[i];
-		if ((h & 0xffffffffffULL) == 0x0d0a2e0d0aULL) {
-			*end = true;
-			b->body_hist = 0;
-			return i + 1;
-		}
+	/* A terminator across the previous chunk's end: its last 4 octets
+	 * (kept in h) and our first 4, byte by byte. */
+	for (int i = 3; i >= 0; i--)
+		edge[k++] = (char)((h >> (8 * i)) & 0xff);
+	memcpy(edge + k, p, head);
+	hit = memmem(edge, k + head, term, 5);
+	if (hit != NULL) {
+		*end = true;
+		b->body_hist = 0;
+		return (size_t)(hit - edge) + 5 - k;
 	}
+	/* Inside this chunk: memmem skips through the body fast. */
+	if ((hit = memmem(p, n, term, 5)) != NULL) {
+		*end = true;
+		b->body_hist = 0;
+		return (size_t)(hit - p) + 5;
+	}
+	for (size_t i = n > 8 ? n - 8 : 0; i < n; i++)
+		h = (h << 8) | (unsigned char)p[i];
 	b->body_hist = h;
 	return n;
 }
