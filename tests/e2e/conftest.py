@@ -441,3 +441,13 @@ def run_switchmail(tmp_path, request):
 @pytest.fixture
 def closed_port() -> int:
     return free_port()
+
+
+def queued(r):
+    """A temporary failure: exit 0, nothing on stderr, the message waits in
+    new/ and the log says why.  Returns the log."""
+    assert r.returncode == 0, r
+    assert r.stderr == "" or "-v" in r.args, r
+    spool = r.config_path.parent / "spool" / "new"
+    assert spool.is_dir() and any(spool.iterdir()), r
+    return r.log()

@@ -665,6 +665,8 @@ class SMTPServer:
     hostname    name in the banner and EHLO reply
     idle_timeout  seconds of client silence before the server hangs up
     name        label for dumps (e.g. "provider")
+    port        0: the kernel picks; else this port (SO_REUSEADDR), so a
+                test can stop a server and start another on the same port
     plus the fault injection arguments listed in the module docstring.
     """
 
@@ -690,7 +692,8 @@ class SMTPServer:
                  ehlo_extra: Sequence[str] = (), ehlo_drop: Sequence[str] = (),
                  hostname: str = "localhost",
                  ident: str = "switchmail test ESMTP",
-                 idle_timeout: float = 60.0, name: str = "smtpd"):
+                 idle_timeout: float = 60.0, name: str = "smtpd",
+                 port: int = 0):
         if mode not in ("plain", "starttls", "implicit"):
             raise ValueError(f"mode {mode!r} is not plain, starttls or implicit")
         unknown = {m.upper() for m in auth_mechanisms} - set(BUILTIN_AUTH)
@@ -698,6 +701,7 @@ class SMTPServer:
             raise ValueError(f"aiosmtpd 1.4.3 has no AUTH {sorted(unknown)}")
         self.mode = mode
         self.host = host
+        self.fixed_port = port
         self.port = 0
         self.name = name
         self.cert = cert
@@ -843,7 +847,13 @@ class SMTPServer:
             raise RuntimeError("server already started")
         sock = socket.socket(socket.AF_INET6 if ":" in self.host
                              else socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind((self.host, 0))
+        if self.fixed_port:     # the same port again: a relay that comes back
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.fixed_port))
+        except OSError:
+            sock.close()
+            raise
         self.port = sock.getsockname()[1]
         self._loop = asyncio.new_event_loop()
         ready = threading.Event()

@@ -10,7 +10,6 @@ whose retry time has come; expired or refused mail moves to failed/ with a
 failure notice; every message arrives exactly once, whatever crashes or
 races happen on the way.
 """
-import asyncio
 import collections
 import errno
 import os
@@ -18,7 +17,6 @@ import random
 import re
 import select
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -202,64 +200,10 @@ def run_on_pty(argv, timeout=60):
 # A server on a port the test chooses: it can go down and come back
 
 
-class FixedPortServer(SMTPServer):
-    """SMTPServer listening on a given port (SO_REUSEADDR), so that a test
-    can stop it and start another one on the same port: a relay that goes
-    down and comes back.  SMTPServer.start() always binds port 0; this is
-    the same start with the port fixed."""
-
-    def __init__(self, *, port, **kwargs):
-        super().__init__(**kwargs)
-        self.fixed_port = port
-
-    def start(self):
-        if self._thread is not None:
-            raise RuntimeError("server already started")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self.fixed_port))
-        except OSError:
-            sock.close()
-            raise
-        self.port = self.fixed_port
-        self._loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        failure = []
-
-        def run():
-            loop = self._loop
-            asyncio.set_event_loop(loop)
-            loop.set_exception_handler(self._loop_error)
-            try:
-                self._aserver = loop.run_until_complete(
-                    loop.create_server(self._factory, sock=sock, backlog=64))
-            except BaseException as exc:
-                failure.append(exc)
-                sock.close()
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, daemon=True,
-                                        name=f"{self.name}:{self.port}")
-        self._thread.start()
-        ready.wait()
-        if failure:
-            self._thread.join()
-            self._thread = None
-            raise failure[0]
-        return self
-
-
 @pytest.fixture
 def port_server(pki, request):
-    """Factory: port_server(port, **SMTPServer kwargs) starts a
-    FixedPortServer on 127.0.0.1:port (retrying a moment while the port is
+    """Factory: port_server(port, **SMTPServer kwargs) starts an
+    SMTPServer on 127.0.0.1:port (retrying a moment while the port is
     still held).  All are stopped at teardown."""
     started = []
 
@@ -268,7 +212,7 @@ def port_server(pki, request):
             kwargs.setdefault("cert", pki.server)
         deadline = time.monotonic() + 10
         while True:
-            server = FixedPortServer(port=port, **kwargs)
+            server = SMTPServer(port=port, **kwargs)
             try:
                 server.start()
                 break

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import make_config, route_for, switchmail_binary
+from conftest import make_config, queued, route_for, switchmail_binary
 
 EX_USAGE, EX_DATAERR, EX_NOUSER, EX_UNAVAILABLE = 64, 65, 67, 69
 EX_TEMPFAIL, EX_CONFIG = 75, 78
@@ -20,15 +20,6 @@ MSG = (b"From: \"Web Shop\" <shop@example.org>\n"
        b"\n"
        b"Thank you for your order.\n")
 
-
-def queued(r):
-    """A temporary failure: exit 0, nothing on stderr, the message waits in
-    new/ and the log says why.  Returns the log."""
-    assert r.returncode == 0, r
-    assert r.stderr == "" or "-v" in r.args, r
-    spool = r.config_path.parent / "spool" / "new"
-    assert spool.is_dir() and any(spool.iterdir()), r
-    return r.log()
 
 
 @pytest.fixture
