@@ -500,7 +500,7 @@ static volatile sig_atomic_t echo_is_off;
 static void restore_echo(int sig)
 {
 	if (echo_is_off)
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tio);
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -517,9 +517,9 @@ static void echo(bool on)
 		t = saved_tio;
 		t.c_lflag &= ~(tcflag_t)ECHO;
 		echo_is_off = 1;
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &t);
+		tcsetattr(STDIN_FILENO, TCSANOW, &t);
 	} else if (on && echo_is_off) {
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tio);
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
 		echo_is_off = 0;
 		for (size_t i = 0; i < NELEM(sigs); i++)
 			signal(sigs[i], SIG_DFL);
@@ -570,11 +570,13 @@ static int ask(struct plan *p, enum ckey k, const char *label, const char *hint,
 	char buf[ANSWER_MAX + 2];
 	int n;
 
+	/* Echo goes off before the prompt shows: an answer typed the moment
+	 * the prompt appears must be neither echoed nor thrown away. */
+	echo(!secret);
 	fprintf(stderr, "%s%s%s%s%s%s%s: ", label, hint && hint[0] ? " (" : "",
 		hint && hint[0] ? hint : "", hint && hint[0] ? ")" : "",
 		def ? " [" : "", def ? def : "", def ? "]" : "");
 	fflush(stderr);
-	echo(!secret);
 	n = read_answer(buf);
 	echo(true);
 	if (n == -2)

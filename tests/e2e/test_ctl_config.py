@@ -16,6 +16,7 @@ import base64
 import difflib
 import json
 import os
+import signal
 import pty
 import re
 import select
@@ -316,7 +317,19 @@ def test_terminal_asks_what_is_missing_without_echo(sample, provider):
         assert read_until(fd, seen, prompt), bytes(seen)
         os.write(fd, answer)
     read_until(fd, seen, b"Saved in")
-    _, status = os.waitpid(pid, 0)
+    status = None
+    deadline = time.monotonic() + 30        # never hang the suite
+    while status is None and time.monotonic() < deadline:
+        done, st = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = st
+        else:
+            time.sleep(0.05)
+    if status is None:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
+        pytest.fail(f"switchmailctl connect did not finish: {bytes(seen)!r}")
     os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0, bytes(seen)
     assert PASSWORD.encode() not in seen          # never echoed
