@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "heap.h"
 #include "errors.h"
 #include "log.h"
 #include "options.h"
@@ -24,6 +25,7 @@
 
 #ifndef SWITCHMAIL_VERSION
 #define SWITCHMAIL_VERSION "0.1.0"
+#define SEND_HEAP_APPETITE (256u * 1024)
 #endif
 
 static const char *progname = "switchmail";
@@ -116,6 +118,7 @@ int main(int argc, char **argv)
 	char *config_env = NULL;
 	const char *path;
 
+	heap_setup(); /* before any thread */
 	if (priv_startup(&config_env, &err) != 0)
 		return finish(&err);
 	signal(SIGPIPE, SIG_IGN);
@@ -134,6 +137,11 @@ int main(int argc, char **argv)
 		options_usage(stdout);
 		return EX_OK;
 	}
+	/* What a send touches before TLS (config, spool, libESMTP, the
+	 * bridge), mapped in one go instead of a page fault per page. */
+	if (o.mode == MODE_DELIVER || o.mode == MODE_SMTP ||
+	    o.mode == MODE_QUEUE_RUN)
+		heap_prefault(SEND_HEAP_APPETITE);
 	path = config_path(&o, config_env, &err);
 	if (path == NULL || config_load(path, &cfg, &err) != 0) {
 		free(config_env);

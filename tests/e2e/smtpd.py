@@ -118,6 +118,7 @@ class SessionRecord:
     tls_mode: Optional[str] = None             # "starttls" or "implicit"
     tls_version: Optional[str] = None          # "TLSv1.3", ...
     tls_cipher: Optional[str] = None
+    tls_resumed: bool = False                  # TLS session resumed
     sni: Optional[str] = None                  # server name the client sent
     auth_user: Optional[str] = None            # after a successful AUTH
     auth_attempts: List[AuthAttempt] = field(default_factory=list)
@@ -406,6 +407,7 @@ class _SMTP(SMTP):
         rec.tls, rec.tls_mode = True, mode
         rec.tls_version = sslobj.version()
         rec.tls_cipher = (sslobj.cipher() or (None,))[0]
+        rec.tls_resumed = bool(sslobj.session_reused)
         rec.sni = getattr(sslobj, _SNI_ATTR, None)
 
     def _note_error(self, text: str, exc: Optional[BaseException] = None) -> None:
