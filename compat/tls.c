@@ -28,7 +28,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#define TLS_HEAP_APPETITE (640u * 1024)
+#define TLS_HEAP_APPETITE ((size_t)640 * 1024)
 
 struct tls_conn {
 	SSL_CTX *ctx;

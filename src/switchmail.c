@@ -25,7 +25,7 @@
 
 #ifndef SWITCHMAIL_VERSION
 #define SWITCHMAIL_VERSION "0.1.0"
-#define SEND_HEAP_APPETITE (256u * 1024)
+#define SEND_HEAP_APPETITE ((size_t)256 * 1024)
 #endif
 
 static const char *progname = "switchmail";
