@@ -33,7 +33,7 @@ enum cmd { C_EHLO, C_AUTH, C_MAIL, C_RCPT, C_DATA, C_DATA_END, C_BDAT,
 enum cstate { CS_LINE, CS_BODY, CS_CHUNK };
 
 struct bridge {
-	char *host, *ehlo_name, *ca_file, *fingerprint;
+	char *host, *ehlo_name, *ca_file, *fingerprint, *session_file;
 	struct bridge_params p;
 	struct net_conn net; /* the server connection, its failure, reply */
 	int app_fd;
@@ -147,7 +147,7 @@ static void bridge_free(struct bridge *b)
 	if (b->app_fd >= 0)
 		close(b->app_fd);
 	free(b->host), free(b->ehlo_name), free(b->ca_file);
-	free(b->fingerprint), free(b->pending);
+	free(b->fingerprint), free(b->session_file), free(b->pending);
 	free(b);
 }
 
@@ -163,6 +163,7 @@ static void init_net(struct bridge *b)
 
 	tp.ca_file = b->ca_file;
 	tp.fingerprint = b->fingerprint;
+	tp.session_file = b->session_file;
 	net_init(&b->net, b->host, b->p.port, b->p.timeout, &tp,
 		 b->p.transcript);
 }
@@ -186,8 +187,10 @@ struct bridge *bridge_open(const struct bridge_params *params,
 						: "localhost");
 	b->ca_file = dup_or_null(params->tls.ca_file);
 	b->fingerprint = dup_or_null(params->tls.fingerprint);
+	b->session_file = dup_or_null(params->tls.session_file);
 	init_net(b);
-	if (b->host == NULL || b->ehlo_name == NULL)
+	if (b->host == NULL || b->ehlo_name == NULL ||
+	    (params->tls.session_file != NULL && b->session_file == NULL))
 		fail(b, BF_IO, "out of memory");
 	else if (net_open_tcp(&b->net) == 0) {
 		if (b->p.mode == BRIDGE_STARTTLS)

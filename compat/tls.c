@@ -21,8 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
+#include <openssl/asn1.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -30,10 +33,21 @@
 
 #define TLS_HEAP_APPETITE ((size_t)640 * 1024)
 
+#define TLS_SESSION_FILE_MAX 8192 /* octets of a session file we read */
+#define TLS_SESSION_MAGIC "switchmail-tls-session 1\n"
+
 struct tls_conn {
 	SSL_CTX *ctx;
 	SSL *ssl;
 	int fd;
+	const struct tls_params *p; /* during tls_connect only */
+	char *session_file;    /* copy of p->session_file, or NULL */
+	char key[65];          /* what a session here was verified for */
+	SSL_SESSION *fresh;    /* the server's newest session, not saved yet */
+	bool offered;          /* a cached session went into the hello */
+	bool verified;         /* check_peer passed: fresh may be saved */
+	bool store_loaded;     /* the CA store is loaded (lazily) */
+	char ca_error[512];    /* loading the CA store failed: why */
 };
 
 long long tls_now_ms(void)
@@ -84,7 +98,7 @@ static bool is_ip_literal(const char *host)
  * lazily, only the issuers a chain needs.  Use the directory when it has
  * the hashed links (update-ca-certificates makes them), else the default
  * paths. */
-static int load_system_store(SSL_CTX *ctx)
+static int load_system_store(X509_STORE *store)
 {
 	const char *dir = getenv(X509_get_default_cert_dir_env());
 	DIR *d;
@@ -102,35 +116,266 @@ static int load_system_store(SSL_CTX *ctx)
 		}
 		closedir(d);
 	}
-	if (hashed && SSL_CTX_load_verify_dir(ctx, dir) == 1)
+	if (hashed && X509_STORE_load_path(store, dir) == 1)
 		return 1;
-	return SSL_CTX_set_default_verify_paths(ctx);
+	return X509_STORE_set_default_paths(store);
+}
+
+/* OpenSSL's chain check, with the CA store loaded on first need: a
+ * resumed handshake has no certificate to check and so never reads the
+ * CA file (parsing one certificate is a tenth of a handshake's CPU). */
+static int verify_chain(X509_STORE_CTX *sctx, void *arg)
+{
+	struct tls_conn *c = arg;
+	X509_STORE *store = X509_STORE_CTX_get0_store(sctx);
+
+	if (!c->store_loaded && c->p != NULL) {
+		c->store_loaded = true;
+		if (c->p->ca_file != NULL) {
+			if (X509_STORE_load_file(store, c->p->ca_file) != 1)
+				snprintf(c->ca_error, sizeof c->ca_error,
+					 "tls_ca_file %s holds no usable PEM "
+					 "certificate; point it at the CA "
+					 "certificate in PEM form",
+					 c->p->ca_file);
+		} else if (load_system_store(store) != 1) {
+			snprintf(c->ca_error, sizeof c->ca_error,
+				 "cannot load the system CA store; install "
+				 "ca-certificates or set tls_ca_file");
+		}
+		ERR_clear_error();
+	}
+	if (c->ca_error[0] != '\0') {
+		X509_STORE_CTX_set_error(sctx,
+					 X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT);
+		return 0;
+	}
+	return X509_verify_cert(sctx);
+}
+
+/* Once per process, before any other OpenSSL call.
+ *
+ * Our policy is set in code, not read from openssl.cnf (a fifth of the CPU
+ * of a TLS send went to reading it and cleaning up at exit): TLS 1.2 at
+ * least and security level 2, whatever the file says.
+ *
+ * No legacy cipher table either (a tenth of a TLS send's instructions:
+ * some 150 EVP_CIPHERs registered, then copied name by name into the
+ * provider name map).  libssl 3.0 fetches its ciphers from the provider by
+ * name; the legacy table only serves EVP_get_cipherbyname() and cipher
+ * NIDs, used by encrypted PEM keys, PKCS#12, DTLS and kernel TLS, none of
+ * which a client without a key uses.  The digest table stays: libssl reads
+ * digest NIDs (CBC records, signature algorithms) and X509 looks digests
+ * up by OID (RSA-PSS certificates); tests/e2e/test_tls_matrix.py covers
+ * both.
+ *
+ * Nor the crypto library's error strings (6% of a resumed send's
+ * instructions): the reasons a failed handshake shows come from libssl's
+ * strings, which SSL_CTX_new loads; a crypto-library reason would show as
+ * "reason(N)". */
+static void tls_init(void)
+{
+	OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ATEXIT |
+				 OPENSSL_INIT_NO_ADD_ALL_CIPHERS |
+				 OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS,
+			 NULL);
+}
+
+/* ---- session cache ---------------------------------------------------- */
+
+/* The key a cached session is valid for: sha256 of the host name and of
+ * every setting that decides what "verified" meant (the CA file as it is
+ * now, the pin, verification on or off).  A session made under other
+ * settings is never offered. */
+static void session_key(const char *host, const struct tls_params *p,
+			char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	char text[2048];
+	struct stat sb = {0};
+
+	if (p->ca_file != NULL)
+		(void)stat(p->ca_file, &sb);
+	snprintf(text, sizeof text, "%s\n%s\n%lld.%ld %lld\n%s\n%d\n", host,
+		 p->ca_file != NULL ? p->ca_file : "(system store)",
+		 (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec,
+		 (long long)sb.st_size,
+		 p->fingerprint != NULL ? p->fingerprint : "", p->verify);
+	out[0] = '\0';
+	if (EVP_Digest(text, strlen(text), md, &n, EVP_sha256(), NULL) != 1)
+		return;
+	for (unsigned int i = 0; i < n && i < 32; i++)
+		snprintf(out + 2 * (size_t)i, 3, "%02x", md[i]);
+}
+
+/* OpenSSL hands over each session the server gives (at the end of a TLS
+ * 1.2 handshake, or with each TLS 1.3 ticket): keep the newest; it is
+ * saved by tls_close once check_peer has passed. */
+static int keep_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls_conn *c = SSL_get_app_data(ssl);
+
+	if (c == NULL || c->session_file == NULL)
+		return 0;
+	SSL_SESSION_free(c->fresh);
+	c->fresh = sess;
+	return 1; /* the reference is ours */
+}
+
+/* The session's DER without its [3] peer certificate.  Reading the
+ * certificate back would cost as much as the handshake saves, and a
+ * resumed session needs nothing from it: our checks ran when it was made.
+ * Returns the length written to out, or 0 (out too small, or not the
+ * SSL_SESSION sequence expected). */
+static size_t strip_peer(const unsigned char *der, long len,
+			 unsigned char *out, size_t size)
+{
+	const unsigned char *q = der, *end;
+	long body;
+	int tag, cls;
+	unsigned char *w;
+	size_t kept = 0, head;
+
+	if (ASN1_get_object(&q, &body, &tag, &cls, len) & 0x80 ||
+	    tag != V_ASN1_SEQUENCE || cls != V_ASN1_UNIVERSAL ||
+	    body > len - (q - der))
+		return 0;
+	end = q + body;
+	/* The fields go after the largest header the sequence can have. */
+	head = 6;
+	if (size < head + (size_t)body)
+		return 0;
+	w = out + head;
+	while (q < end) {
+		const unsigned char *field = q;
+		long flen;
+		int ftag, fcls;
+
+		if (ASN1_get_object(&q, &flen, &ftag, &fcls, end - q) & 0x80 ||
+		    flen > end - q)
+			return 0;
+		q += flen;
+		if (fcls == V_ASN1_CONTEXT_SPECIFIC && ftag == 3)
+			continue;
+		memcpy(w + kept, field, (size_t)(q - field));
+		kept += (size_t)(q - field);
+	}
+	/* Now the header, right before the fields. */
+	head = (size_t)ASN1_object_size(1, (int)kept, V_ASN1_SEQUENCE) - kept;
+	w = out + 6 - head;
+	ASN1_put_object(&w, 1, (int)kept, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+	memmove(out, out + 6 - head, head + kept);
+	return head + kept;
+}
+
+/* Offer the cached session if the file holds one for this key that has
+ * not expired.  Anything else (no file, another key, garbage) means a full
+ * handshake, silently: the cache is only an optimisation. */
+static void load_session(struct tls_conn *c)
+{
+	unsigned char buf[TLS_SESSION_FILE_MAX];
+	const unsigned char *der;
+	char head[128];
+	long long expires = 0;
+	size_t magic = strlen(TLS_SESSION_MAGIC), n = 0;
+	ssize_t r;
+	int fd = open(c->session_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	SSL_SESSION *sess;
+	char *nl, *end;
+
+	if (fd < 0)
+		return;
+	while (n < sizeof buf &&
+	       (r = read(fd, buf + n, sizeof buf - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	/* "<magic>key <hex>\nexpires <unix time>\n" then the DER */
+	if (n <= magic || memcmp(buf, TLS_SESSION_MAGIC, magic) != 0)
+		goto out;
+	snprintf(head, sizeof head, "%.*s", (int)(n - magic),
+		 (const char *)buf + magic);
+	if ((nl = strchr(head, '\n')) == NULL ||
+	    (nl = strchr(nl + 1, '\n')) == NULL)
+		goto out;
+	nl[1] = '\0';
+	if (strncmp(head, "key ", 4) != 0 || strlen(c->key) != 64 ||
+	    strncmp(head + 4, c->key, 64) != 0 ||
+	    strncmp(head + 68, "\nexpires ", 9) != 0)
+		goto out;
+	errno = 0;
+	expires = strtoll(head + 77, &end, 10);
+	if (errno != 0 || end == head + 77 || *end != '\n' ||
+	    expires <= (long long)time(NULL))
+		goto out;
+	der = buf + magic + strlen(head);
+	sess = d2i_SSL_SESSION(NULL, &der, (long)(buf + n - der));
+	if (sess != NULL && SSL_SESSION_is_resumable(sess) &&
+	    SSL_set_session(c->ssl, sess) == 1)
+		c->offered = true;
+	SSL_SESSION_free(sess);
+	ERR_clear_error();
+out:
+	OPENSSL_cleanse(buf, n);
+}
+
+/* Write the newest verified session, replacing the file atomically (a
+ * temporary file in the same directory, then rename).  Best effort. */
+static void save_session(struct tls_conn *c)
+{
+	unsigned char *der = NULL, out[TLS_SESSION_FILE_MAX];
+	char head[160], tmp[4200];
+	long long now = (long long)time(NULL), expires;
+	long life;
+	size_t len;
+	int n, fd;
+	bool ok;
+
+	if (c->fresh == NULL || !c->verified || c->key[0] == '\0' ||
+	    !SSL_SESSION_is_resumable(c->fresh))
+		return;
+	life = SSL_SESSION_get_timeout(c->fresh);
+	if (SSL_SESSION_get_ticket_lifetime_hint(c->fresh) > 0 &&
+	    (long)SSL_SESSION_get_ticket_lifetime_hint(c->fresh) < life)
+		life = (long)SSL_SESSION_get_ticket_lifetime_hint(c->fresh);
+	if (life > TLS_SESSION_MAX_AGE)
+		life = TLS_SESSION_MAX_AGE;
+	expires = (long long)SSL_SESSION_get_time(c->fresh) + life;
+	if (life <= 0 || expires <= now)
+		return;
+	n = i2d_SSL_SESSION(c->fresh, &der);
+	if (n <= 0)
+		return;
+	len = strip_peer(der, n, out + sizeof head, sizeof out - sizeof head);
+	OPENSSL_clear_free(der, (size_t)n);
+	if (len == 0)
+		return;
+	n = snprintf(head, sizeof head, "%skey %s\nexpires %lld\n",
+		     TLS_SESSION_MAGIC, c->key, expires);
+	if (n < 0 || (size_t)n >= sizeof head ||
+	    snprintf(tmp, sizeof tmp, "%s.XXXXXX", c->session_file) >=
+		(int)sizeof tmp)
+		goto out;
+	memmove(out + sizeof head - (size_t)n, head, (size_t)n);
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
+		goto out;
+	/* The group's, as the queue's files are (DESIGN §5): every user's
+	 * sends share it through the set-group-id program. */
+	ok = fchmod(fd, 0660) == 0 &&
+	     write(fd, out + sizeof head - (size_t)n, (size_t)n + len) ==
+		 (ssize_t)((size_t)n + len);
+	if (close(fd) != 0 || !ok || rename(tmp, c->session_file) != 0)
+		unlink(tmp);
+out:
+	OPENSSL_cleanse(out, sizeof out);
 }
 
 /* A context for one connection: TLS >= 1.2, CA store, no compression. */
-static SSL_CTX *make_ctx(const struct tls_params *p, char *msg, size_t size)
+static SSL_CTX *make_ctx(struct tls_conn *c, char *msg, size_t size)
 {
+	const struct tls_params *p = c->p;
 	SSL_CTX *ctx;
 
-	/* Our policy is set here, not read from openssl.cnf (a fifth of the
-	 * CPU of a TLS send went to reading it and cleaning up at exit):
-	 * TLS 1.2 at least and security level 2, whatever the file says.
-	 *
-	 * No legacy cipher table either (a tenth of a TLS send's
-	 * instructions: some 150 EVP_CIPHERs registered, then copied name by
-	 * name into the provider name map).  libssl 3.0 fetches its ciphers
-	 * from the provider by name; the legacy table only serves
-	 * EVP_get_cipherbyname() and cipher NIDs, used by encrypted PEM keys,
-	 * PKCS#12, DTLS and kernel TLS, none of which a client without a key
-	 * uses.  The digest table stays: libssl reads digest NIDs (CBC
-	 * records, signature algorithms) and X509 looks digests up by OID
-	 * (RSA-PSS certificates). */
-	OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ATEXIT |
-				 OPENSSL_INIT_NO_ADD_ALL_CIPHERS,
-			 NULL);
-	/* OpenSSL 3.0 builds its method tables on the heap: ~500 KiB of
-	 * fresh pages for one context and handshake, mapped in one go. */
-	heap_prefault(TLS_HEAP_APPETITE);
 	ctx = SSL_CTX_new(TLS_client_method());
 
 	if (ctx == NULL) {
@@ -141,22 +386,12 @@ static SSL_CTX *make_ctx(const struct tls_params *p, char *msg, size_t size)
 	SSL_CTX_set_security_level(ctx, 2);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	if (!p->verify || p->fingerprint != NULL)
-		return ctx; /* no chain to check */
-	if (p->ca_file != NULL) {
-		if (SSL_CTX_load_verify_locations(ctx, p->ca_file, NULL) != 1) {
-			snprintf(msg, size,
-				 "tls_ca_file %s holds no usable PEM certificate; "
-				 "point it at the CA certificate in PEM form",
-				 p->ca_file);
-			SSL_CTX_free(ctx);
-			return NULL;
-		}
-	} else if (load_system_store(ctx) != 1) {
-		snprintf(msg, size, "cannot load the system CA store; "
-				    "install ca-certificates or set tls_ca_file");
-		SSL_CTX_free(ctx);
-		return NULL;
+	if (p->verify && p->fingerprint == NULL)
+		SSL_CTX_set_cert_verify_callback(ctx, verify_chain, c);
+	if (p->session_file != NULL) {
+		SSL_CTX_set_session_cache_mode(
+		    ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(ctx, keep_session);
 	}
 	return ctx;
 }
@@ -307,10 +542,19 @@ static enum tls_result check_peer(struct tls_conn *c, const char *host,
 				  const struct tls_params *p, char *msg,
 				  size_t size)
 {
-	X509 *leaf = SSL_get1_peer_certificate(c->ssl);
+	X509 *leaf;
 	enum tls_result r = TLS_OK;
 	char fp[80];
 
+	if (c->ca_error[0] != '\0') {
+		snprintf(msg, size, "%s", c->ca_error);
+		return TLS_ERR_HANDSHAKE;
+	}
+	/* Resumed: the server proved it holds a session that passed these
+	 * checks under the same key (host name, CA file, pin). */
+	if (SSL_session_reused(c->ssl))
+		return TLS_OK;
+	leaf = SSL_get1_peer_certificate(c->ssl);
 	if (!p->verify) {
 		X509_free(leaf);
 		return TLS_OK;
@@ -403,20 +647,32 @@ enum tls_result tls_connect(int fd, const char *host,
 	enum tls_result r;
 
 	*out = NULL;
-	if (c == NULL || (c->ctx = make_ctx(p, msg, msgsize)) == NULL) {
-		if (c != NULL && msg[0] == '\0')
-			snprintf(msg, msgsize, "out of memory");
-		free(c);
+	/* OpenSSL 3.0 builds its method tables on the heap: ~500 KiB of
+	 * fresh pages for one context and handshake, mapped in one go. */
+	heap_prefault(TLS_HEAP_APPETITE);
+	tls_init();
+	if (c == NULL)
+		goto nomem;
+	c->p = p;
+	c->fd = fd;
+	if (p->session_file != NULL) {
+		if ((c->session_file = strdup(p->session_file)) == NULL)
+			goto nomem;
+		session_key(host, p, c->key);
+	}
+	if ((c->ctx = make_ctx(c, msg, msgsize)) == NULL) {
+		tls_close(c);
 		return TLS_ERR_HANDSHAKE;
 	}
-	c->fd = fd;
 	c->ssl = SSL_new(c->ctx);
 	if (c->ssl == NULL || setup_ssl(c->ssl, host, p) != 0 ||
-	    SSL_set_fd(c->ssl, fd) != 1) {
+	    SSL_set_fd(c->ssl, fd) != 1 || SSL_set_app_data(c->ssl, c) != 1) {
 		snprintf(msg, msgsize, "cannot set up TLS for %s", host);
 		tls_close(c);
 		return TLS_ERR_HANDSHAKE;
 	}
+	if (c->session_file != NULL && c->key[0] != '\0')
+		load_session(c);
 	SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				     SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	/* No AUTO_RETRY: a TLS 1.3 session ticket must not block a read
@@ -426,12 +682,27 @@ enum tls_result tls_connect(int fd, const char *host,
 	r = run_handshake(c, deadline_ms, msg, msgsize);
 	if (r == TLS_OK)
 		r = check_peer(c, host, p, msg, msgsize);
+	c->p = NULL;
 	if (r != TLS_OK) {
+		/* A server that chokes on the session offered gets none next
+		 * time: the cache must never be why mail cannot go. */
+		if (c->offered && c->session_file != NULL)
+			unlink(c->session_file);
 		tls_close(c);
 		return r;
 	}
+	c->verified = true;
 	*out = c;
 	return TLS_OK;
+nomem:
+	snprintf(msg, msgsize, "out of memory");
+	free(c);
+	return TLS_ERR_HANDSHAKE;
+}
+
+bool tls_resumed(struct tls_conn *c)
+{
+	return c != NULL && c->ssl != NULL && SSL_session_reused(c->ssl);
 }
 
 long tls_read(struct tls_conn *c, void *buf, size_t len)
@@ -492,6 +763,12 @@ void tls_describe(struct tls_conn *c, char *buf, size_t size)
 	X509 *leaf = SSL_get1_peer_certificate(c->ssl);
 	char subject[256] = "?", issuer[256] = "?";
 
+	if (SSL_session_reused(c->ssl)) {
+		X509_free(leaf);
+		snprintf(buf, size, "%s %s, session resumed",
+			 SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
+		return;
+	}
 	if (leaf != NULL) {
 		X509_NAME_oneline(X509_get_subject_name(leaf), subject,
 				  sizeof subject);
@@ -508,6 +785,8 @@ void tls_close(struct tls_conn *c)
 {
 	if (c == NULL)
 		return;
+	save_session(c);
+	SSL_SESSION_free(c->fresh);
 	if (c->ssl != NULL) {
 		if (SSL_is_init_finished(c->ssl))
 			SSL_shutdown(c->ssl); /* close_notify, best effort */
@@ -515,5 +794,6 @@ void tls_close(struct tls_conn *c)
 	}
 	SSL_CTX_free(c->ctx);
 	ERR_clear_error();
+	free(c->session_file);
 	free(c);
 }

@@ -13,7 +13,17 @@ struct tls_params {
 	const char *ca_file;     /* NULL: the system store */
 	const char *fingerprint; /* "sha256:<64 lower hex>" or NULL */
 	bool verify;             /* false: no checks at all (warned) */
+	const char *session_file; /* resume from and save to, or NULL */
 };
+
+/* Session resumption.  With session_file set, the session the server gives
+ * (after a handshake whose certificate passed every check) is kept in that
+ * file, and offered again on the next connection for TLS_SESSION_MAX_AGE
+ * seconds at most.  A resumed handshake skips the certificate: it proves
+ * the server holds the secret of a session made with this host name and
+ * these trust settings (the file's key), so it is the server checked then.
+ * Postfix keeps such a cache too (smtp_tls_session_cache_database). */
+#define TLS_SESSION_MAX_AGE 3600
 
 enum tls_result { TLS_OK, TLS_ERR_CERT, TLS_ERR_PIN, TLS_ERR_HANDSHAKE,
 		  TLS_ERR_PLAINTEXT, TLS_ERR_TIMEOUT, TLS_ERR_CLOSED };
@@ -40,10 +50,15 @@ int tls_write_all(struct tls_conn *c, const void *buf, size_t len,
 /* Whether decrypted bytes wait inside OpenSSL (poll would not show them). */
 bool tls_pending(struct tls_conn *c);
 
-/* "TLSv1.3 TLS_AES_256_GCM_SHA384, subject CN=…, issuer CN=…". */
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384, subject CN=…, issuer CN=…", or
+ * "TLSv1.3 TLS_AES_256_GCM_SHA384, session resumed". */
 void tls_describe(struct tls_conn *c, char *buf, size_t size);
 
-/* Send close_notify (best effort) and free.  Does not close fd.  NULL ok. */
+/* Whether the handshake resumed a cached session. */
+bool tls_resumed(struct tls_conn *c);
+
+/* Save the newest verified session (when a session_file was given), send
+ * close_notify (best effort) and free.  Does not close fd.  NULL ok. */
 void tls_close(struct tls_conn *c);
 
 /* CLOCK_MONOTONIC now, in milliseconds. */

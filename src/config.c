@@ -798,6 +798,15 @@ static int set_tls_verify(struct loader *ld, void *obj,
 	return 0;
 }
 
+static int set_session_cache(struct loader *ld, void *obj,
+			     const config_setting_t *s)
+{
+	(void)ld;
+	((struct route *)obj)->tls_session_cache =
+	    config_setting_get_bool(s) != 0;
+	return 0;
+}
+
 static int set_plaintext(struct loader *ld, void *obj,
 			 const config_setting_t *s)
 {
@@ -839,6 +848,7 @@ static const struct key route_keys[] = {
     {"tls_fingerprint", K_STRING, "\"sha256:AB:CD:...\"", set_fingerprint,
      false},
     {"tls_verify", K_BOOL, "true", set_tls_verify, false},
+    {"tls_session_cache", K_BOOL, "true", set_session_cache, false},
     {"allow_plaintext_auth", K_BOOL, "false", set_plaintext, false},
     {"timeout", K_INT, "15", set_timeout, false},
 };
@@ -1279,6 +1289,7 @@ static int load_route(struct loader *ld, const config_setting_t *group,
 
 	r->encryption = ENC_TLS;
 	r->tls_verify = true;
+	r->tls_session_cache = true;
 	r->timeout = CONFIG_TIMEOUT_DEFAULT;
 	if (load_group(ld, group, route_keys, NELEM(route_keys), native, r) < 0)
 		return -1;

@@ -45,6 +45,7 @@ struct route {
 	char *tls_fingerprint;  /* "sha256:HEX" normalised to lower-case hex
 				   without colons after "sha256:", or NULL */
 	bool tls_verify;        /* default true */
+	bool tls_session_cache; /* default true: resume TLS sessions */
 	bool allow_plaintext_auth; /* default false */
 	int timeout;            /* seconds, 1..600, default 15 */
 	char *provider;         /* preset name as written, or NULL */

@@ -8,6 +8,7 @@
 #include "deliver.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -204,6 +205,20 @@ static void fail_all(struct deliver_msg *msgs, size_t n, const char *why)
 					 sizeof msgs[i].rcpts[j].reply, "%s",
 					 why);
 			}
+}
+
+/* queue.dir/tls-session-ROUTE: the route's TLS session cache (tls.h),
+ * beside its last-ROUTE file; false when there is none to keep. */
+static bool session_path(const struct config *cfg, const struct route *r,
+			 char *path, size_t size)
+{
+	int n;
+
+	if (!r->tls_session_cache || r->encryption == ENC_NONE ||
+	    cfg->queue_dir == NULL)
+		return false;
+	n = snprintf(path, size, "%s/tls-session-%s", cfg->queue_dir, r->name);
+	return n > 0 && (size_t)n < size;
 }
 
 static enum bridge_mode bridge_mode_of(enum encryption e)
@@ -443,9 +458,12 @@ void deliver_session(const struct config *cfg, const struct route *r,
 	struct sm_error err = {0};
 	auth_context_t auth = NULL;
 	smtp_session_t s = NULL;
+	char session_file[PATH_MAX];
 	int ok = 0;
 
 	memset(out, 0, sizeof *out);
+	if (session_path(cfg, r, session_file, sizeof session_file))
+		bp.tls.session_file = session_file;
 	/* Arrays of libESMTP handles, which are pointers: sized by type. */
 	sc.handles = calloc(n, sizeof(smtp_message_t));
 	sc.rhandles =
