@@ -649,6 +649,11 @@ class SMTPServer:
     cert        certs.Leaf or (certfile, keyfile); needed by the TLS modes
     require_starttls   (starttls) refuse all but EHLO/NOOP/QUIT before TLS
     tls_min_version, tls_max_version   ssl.TLSVersion limits
+    ciphers     OpenSSL cipher string for SSLContext.set_ciphers, e.g.
+                "ECDHE-RSA-AES128-SHA"; it picks TLS 1.2 (and older)
+                suites only, so pair it with tls_max_version=TLSv1_2 to
+                force one (None: OpenSSL's default list); a trailing
+                ":@SECLEVEL=0" also admits weak certificates and TLS < 1.2
     auth        None or (user, password): AUTH PLAIN and LOGIN offered
     auth_mechanisms    subset of ("PLAIN", "LOGIN") to offer
     auth_required      MAIL needs AUTH first (default: True when auth set)
@@ -676,6 +681,7 @@ class SMTPServer:
                  cert: Any = None, require_starttls: bool = False,
                  tls_min_version: Optional[ssl.TLSVersion] = None,
                  tls_max_version: Optional[ssl.TLSVersion] = None,
+                 ciphers: Optional[str] = None,
                  auth: Optional[Tuple[str, str]] = None,
                  auth_mechanisms: Sequence[str] = BUILTIN_AUTH,
                  auth_required: Optional[bool] = None,
@@ -729,7 +735,7 @@ class SMTPServer:
             if cert is None:
                 raise ValueError(f"mode {mode!r} needs cert=")
             self._ssl_context = self._make_ssl_context(
-                cert, tls_min_version, tls_max_version)
+                cert, tls_min_version, tls_max_version, ciphers)
         if auth_required is None:
             auth_required = auth is not None
         self._smtp_kwargs = dict(
@@ -764,10 +770,15 @@ class SMTPServer:
 
     # -- TLS and AUTH ------------------------------------------------------
 
-    def _make_ssl_context(self, cert, min_v, max_v) -> ssl.SSLContext:
+    def _make_ssl_context(self, cert, min_v, max_v,
+                          ciphers=None) -> ssl.SSLContext:
         certfile, keyfile = ((cert.cert, cert.key) if hasattr(cert, "key")
                              else tuple(cert))
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        if ciphers is not None:
+            # Before the certificate: "...:@SECLEVEL=0" lets a test load
+            # one that the default level refuses (RSA 1024, SHA-1).
+            ctx.set_ciphers(ciphers)     # ssl.SSLError: no such suite
         ctx.load_cert_chain(certfile, keyfile)
         if min_v is not None:
             ctx.minimum_version = min_v
