@@ -15,8 +15,12 @@ Measurements, each interleaved A/B (the clients take turns, in rotating
 order, so load drift hits all of them alike):
   1. per message: a 2 KB message with -t -i, BENCH_SENDS sends per client
      and mode (plain, STARTTLS + AUTH, implicit TLS + AUTH): wall and CPU
-     (user + sys from wait4) of each invocation; then BENCH_SENDS_BUNDLE
-     STARTTLS sends trusting the system CA store (information);
+     (user + sys from wait4) of each invocation; then, for information,
+     BENCH_SENDS_BUNDLE STARTTLS sends with switchmail's TLS session cache
+     off (full handshakes), and as many trusting the system CA store.  The
+     sink records whether each message came over a resumed TLS session, and
+     the TLS cells say how many did (switchmail resumes across invocations,
+     msmtp and esmtp do not);
   2. one BENCH_BIG_MB message (plain), BENCH_BIG_ROUNDS rounds: wall, CPU,
      peak RSS (/usr/bin/time %M);
   3. a backlog of BENCH_BACKLOG messages queued with `switchmail -odq`, then
@@ -24,11 +28,12 @@ order, so load drift hits all of them alike):
      msmtp invocations (half before the flush, half after);
   4. bursts of BENCH_BURST concurrent invocations, BENCH_BURST_ROUNDS rounds.
 Every message has a unique Subject; the sink records the Subject of every
-message it accepts, and each phase checks that every send that exited 0 was
-received exactly once.  The table goes to stdout and to BENCH_OUT (default
-tests/bench/results.md).  Exit status 0 unless something broke (a lost or
-duplicated message, a switchmail failure, a setup error); a missed target
-is information, not a failure.
+message it accepts (with "plain", "tls full" or "tls resumed"), and each
+phase checks that every send that exited 0 was received exactly once.  The
+table goes to stdout and to BENCH_OUT (default tests/bench/results.md).
+Exit status 0 unless something broke (a lost or duplicated message, a
+switchmail failure, a setup error); a missed target is information, not a
+failure.
 """
 
 from __future__ import annotations
@@ -92,19 +97,30 @@ KEEP = os.environ.get("BENCH_KEEP", "") not in ("", "0")
 RUN_ID = f"{os.getpid()}.{int(time.time())}"
 
 MODES = ("plain", "starttls", "smtps")
+# "full": STARTTLS + AUTH as "starttls", but switchmail with
+# `tls_session_cache = false;`, so that every send makes a full TLS handshake
+# as msmtp's and esmtp's do; shown for information beside the "starttls" row,
+# where switchmail's sends after the first resume the session it kept.
 # "bundle": STARTTLS + AUTH again, but each client trusting the system CA
 # store as it reads it in a real deployment (plus the test CA); not one of the
 # issue's three modes, shown for information.  switchmail: no tls_ca_file,
 # SSL_CERT_DIR pointing at a copy of /etc/ssl/certs's hashed links plus the
 # test CA; msmtp: tls_trust_file = Debian's bundle plus the test CA (what
 # `tls_trust_file system` parses through GnuTLS).
-PM_MODES = MODES + ("bundle",)
+PM_MODES = MODES + ("full", "bundle")
+INFO_MODES = ("full", "bundle")         # BENCH_SENDS_BUNDLE sends; no targets
+TLS_MODES = ("starttls", "smtps", "full", "bundle")
 SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 SYSTEM_CERT_DIR = Path("/etc/ssl/certs")
 MODE_TITLE = {"plain": "plain", "starttls": "STARTTLS + AUTH",
               "smtps": "implicit TLS + AUTH",
-              "bundle": "STARTTLS + AUTH, system CA store"}
-PORT_OF = {"plain": "plain", "starttls": "starttls", "smtps": "smtps", "bundle": "starttls"}
+              "bundle": "STARTTLS + AUTH, system CA store",
+              "full": "STARTTLS + AUTH, full handshakes (switchmail's session cache off)"}
+PORT_OF = {"plain": "plain", "starttls": "starttls", "smtps": "smtps", "bundle": "starttls",
+           "full": "starttls"}
+# switchmail's session cache is on by default: in these modes every counted
+# send (the warm-up made the first, full, handshake) should be resumed.
+SW_RESUMES = ("starttls", "smtps", "bundle")
 
 
 class Broken(Exception):
@@ -272,6 +288,7 @@ class World:
         self.ports = {}
         self.received_offset = 0
         self.counts = collections.Counter()
+        self.tls = {}           # Subject -> "plain", "tls full" or "tls resumed"
         self.env = {"PATH": "/usr/bin:/bin", "HOME": str(self.home),
                     "LC_ALL": "C", "TZ": "UTC"}
         self.errfiles = {}
@@ -350,7 +367,8 @@ class World:
         return self.bundle if mode == "bundle" else self.ca
 
     def switchmail_conf(self, name: str, mode: str) -> Path:
-        enc = {"plain": "none", "starttls": "tls", "smtps": "ssl", "bundle": "tls"}[mode]
+        enc = {"plain": "none", "starttls": "tls", "smtps": "ssl", "bundle": "tls",
+               "full": "tls"}[mode]
         queue = self.dir / f"queue-{name}"
         queue.mkdir()
         lines = [f'host = "127.0.0.1"; port = {self.ports[PORT_OF[mode]]}; '
@@ -360,6 +378,8 @@ class World:
         elif mode != "plain":
             lines.append(f'tls_ca_file = "{self.ca}"; username = "{USER}"; '
                          f'password = "{PASSWORD}";')
+        if mode == "full":
+            lines.append("tls_session_cache = false;")
         text = ("native = {\n  " + "\n  ".join(lines) + "\n};\n"
                 f'queue = {{ dir = "{queue}"; }};\nlog = {{ syslog = false; }};\n')
         path = self.dir / f"switchmail-{name}.conf"
@@ -464,14 +484,19 @@ class World:
 
     # -- what the sink received
     def received(self) -> collections.Counter:
-        """Counter of every Subject the sink recorded so far."""
+        """Counter of every Subject the sink recorded so far; self.tls gets
+        how each came (the field after the last TAB of the sink's line)."""
         with open(self.subjects, "rb") as f:
             f.seek(self.received_offset)
             data = f.read()
         cut = data.rfind(b"\n") + 1
         self.received_offset += cut
         for line in data[:cut].decode(errors="replace").splitlines():
-            self.counts[line] += 1
+            subject, tab, how = line.rpartition("\t")
+            if not tab:
+                subject, how = line, "?"
+            self.counts[subject] += 1
+            self.tls[subject] = how
         return self.counts
 
     def xstat(self):
@@ -556,7 +581,7 @@ def per_message(world: World, problems: list):
     msg = world.dir / "msg-2k.eml"
     results = {}
     for mode in PM_MODES:
-        n = SETTINGS["BENCH_SENDS_BUNDLE" if mode == "bundle" else "BENCH_SENDS"]
+        n = SETTINGS["BENCH_SENDS_BUNDLE" if mode in INFO_MODES else "BENCH_SENDS"]
         if n <= 0:
             continue
         tools = tools_for(mode)
@@ -601,6 +626,7 @@ def per_message(world: World, problems: list):
         check_delivery(world, allruns, f"per message {mode}", problems,
                        queue_modes=(mode,))
         for tool in tools:
+            resumption = tls_resumption(world, mode, tool, runs[tool], problems)
             ok = [r for r in runs[tool] if r.rc == 0 and not r.hung]
             failed = [r for r in runs[tool] if r.rc != 0 and not r.hung]
             if failed:
@@ -611,9 +637,36 @@ def per_message(world: World, problems: list):
             results[(mode, tool)] = {
                 "wall": [r.wall for r in ok], "cpu": [r.cpu for r in ok],
                 "n": attempts[tool], "ok": len(ok), "hung": hangs[tool],
-                "stopped": tool in stopped, "switched": switched.get(tool)}
+                "stopped": tool in stopped, "switched": switched.get(tool),
+                **resumption}
         world.received()
     return results
+
+
+def tls_resumption(world: World, mode: str, tool: str, runs, problems: list) -> dict:
+    """How many of a tool's counted messages (those the sink received) came
+    over a resumed TLS session; {} in plain mode.  What does not match
+    the text of the report goes to the problems or the notes."""
+    if mode not in TLS_MODES:
+        return {}
+    got = [world.tls.get(r.subject, "?") for r in runs if world.counts[r.subject]]
+    resumed, received = got.count("tls resumed"), len(got)
+    if tool != "switchmail":
+        if resumed:
+            world.notes.append(f"per message {mode}: {tool} resumed a TLS session for "
+                               f"{resumed} of {received} messages (the report assumes it "
+                               "does not across invocations)")
+    elif mode == "full" and resumed:
+        # The row's title says full handshakes: its figures would be wrong.
+        problems.append(f"per message {mode}: switchmail resumed a TLS session for "
+                        f"{resumed} of {received} messages with tls_session_cache = false")
+    elif mode in SW_RESUMES and resumed < received - 1:
+        why = (" (BENCH_TLS_TICKETS=0: the sink sends no TLS 1.3 session tickets, so "
+               "there is nothing to resume)" if not SETTINGS["BENCH_TLS_TICKETS"] else "")
+        world.notes.append(f"per message {mode}: switchmail resumed a TLS session for "
+                           f"{resumed} of {received} messages (expected all, or all but "
+                           f"one): its row includes full handshakes{why}")
+    return {"resumed": resumed, "tls_received": received}
 
 
 def startup(world: World):
@@ -927,6 +980,8 @@ def build_table(pm, big, bl, bu, st=None):
                                  + (", then stopped" if d["stopped"] else ""))
                 if d["ok"] + d["hung"] < d["n"]:
                     extra.append(f"failed {d['n'] - d['ok'] - d['hung']} of {d['n']}")
+                if "resumed" in d:
+                    extra.append(f"resumed {d['resumed']} of {d['tls_received']}")
                 cells[tool] = text + ("; " + "; ".join(extra) if extra else "")
             r = ratio(med(pm[(mode, "switchmail")][what]), med(pm[(mode, "msmtp")][what]))
             re = ratio(med(pm[(mode, "esmtp")][what]), med(pm[(mode, "msmtp")][what])) \
@@ -1009,14 +1064,34 @@ HOW_TO_READ = """\
   ACK (~40 ms on Linux loopback): that is the gap between the ~50 ms of msmtp
   and esmtp and the few ms of a client that writes whole commands.  TLS rows
   include the handshake (TLS 1.3, ECDSA P-256 certificate from a throwaway
-  CA, verified by every client) and AUTH PLAIN, which the sink requires.
+  CA, verified by every client on a full handshake) and AUTH PLAIN, which
+  the sink requires.
+- **TLS session resumption**: switchmail keeps the TLS session of a fully
+  verified handshake (in its queue directory; `tls_session_cache`, on by
+  default, like Postfix's `smtp_tls_session_cache_database`) and resumes it
+  on its next send, which skips the certificate, its check and the server's
+  signature; msmtp and esmtp keep no session across invocations, so every
+  send of theirs is a full handshake.  The STARTTLS, implicit TLS and
+  system CA store rows therefore compare switchmail's usual cost, a resumed
+  handshake (its warm-up send made the full one), with msmtp's full
+  handshake.  The **full handshakes** row is STARTTLS + AUTH with
+  `tls_session_cache = false;` for switchmail, so that each of its sends
+  makes a full handshake too: its cost on a first send, after the hour a
+  session is kept, or with the cache off.  The sink records for every
+  message whether its TLS session was resumed (OpenSSL's
+  `SSL_session_reused`); each TLS cell says "resumed k of m" (of the m
+  messages received), and a count that is not what this text says is
+  listed under problems and notes.
 - **System CA store** rows: STARTTLS + AUTH again, but each client trusts
   the system store the way a real deployment reads it, plus the test CA:
   switchmail without `tls_ca_file` (SSL_CERT_DIR points it at a copy of
   /etc/ssl/certs's hashed links with the test CA added), msmtp with
   `tls_trust_file` set to Debian's ca-certificates bundle plus the test CA
-  (what `tls_trust_file system` parses through GnuTLS).  Not one of the
-  issue's three modes: the verdict is in parentheses.
+  (what `tls_trust_file system` parses through GnuTLS).  switchmail's
+  sends resume here too, so they do not consult the store at all (only its
+  warm-up's full handshake did); msmtp parses the bundle on every send.  Not
+  one of the issue's three modes: the verdict is in parentheses, as for the
+  full handshakes row.
 - **esmtp** (libESMTP's own sendmail client) does plain and STARTTLS only; it
   has no implicit TLS (n/a).  It is known to hang after the message with a
   TLS 1.3 server that sends session tickets: each run is bounded by
@@ -1060,8 +1135,9 @@ def report(world, pm, big, bl, bu, st, problems, started, elapsed):
         f"{settings}.",
         "",
         f"Per message: {s['BENCH_SENDS']} sends per client and mode "
-        f"({s['BENCH_SENDS_BUNDLE']} with the system CA store, {world.bundle_certs} "
-        f"certificates with the test CA).  Big message: "
+        f"({s['BENCH_SENDS_BUNDLE']} with full handshakes, {s['BENCH_SENDS_BUNDLE']} "
+        f"with the system CA store: {world.bundle_certs} certificates with the test CA), "
+        "after one warm-up send each, not counted.  Big message: "
         f"{s['BENCH_BIG_MB']} MB, {s['BENCH_BIG_ROUNDS']} round(s).  Backlog: "
         f"{s['BENCH_BACKLOG']} messages for switchmail -q; msmtp "
         f"{min(s['BENCH_BACKLOG_MSMTP'], s['BENCH_BACKLOG'])} sequential sends"

@@ -7,7 +7,9 @@
  *   -s PORT  STARTTLS listener: AUTH PLAIN/LOGIN offered after STARTTLS
  *   -S PORT  implicit TLS listener (SMTPS): AUTH PLAIN/LOGIN offered
  *   -c, -k   PEM certificate chain and private key for the TLS listeners
- *   -r FILE  append the Subject of every accepted message to FILE, one line each
+ *   -r FILE  append a line to FILE for every accepted message: its Subject,
+ *            a TAB, and how its connection was protected: "plain", "tls full"
+ *            (a full TLS handshake) or "tls resumed" (SSL_session_reused)
  *   -n       send no TLS 1.3 session tickets (default: OpenSSL's two)
  *
  * Every listener binds 127.0.0.1 only; PORT 0 lets the kernel choose.  Once
@@ -144,14 +146,18 @@ static long next_line(struct conn *c, char **line, int *complete)
 	}
 }
 
-static void record_subject(const char *subject)
+/* One line per message: "Subject<TAB>plain|tls full|tls resumed".  bench.py
+ * splits at the last TAB; the Subject is at most 255 octets (read_data), so
+ * the line always fits. */
+static void record_subject(const struct conn *c, const char *subject)
 {
 	char line[320];
+	const char *tls = !c->ssl ? "plain" : SSL_session_reused(c->ssl) ? "tls resumed" : "tls full";
 	int n;
 
 	if (record_fd < 0)
 		return;
-	n = snprintf(line, sizeof line, "%s\n", subject);
+	n = snprintf(line, sizeof line, "%s\t%s\n", subject, tls);
 	if (n > (int)sizeof line - 1)
 		n = (int)sizeof line - 1, line[n - 1] = '\n';
 	/* O_APPEND: one write per line keeps lines whole across threads. */
@@ -203,7 +209,7 @@ static int read_data(struct conn *c)
 	}
 	atomic_fetch_add(&n_messages, 1);
 	atomic_fetch_add(&n_bytes, bytes);
-	record_subject(subject[0] ? subject : "(no subject)");
+	record_subject(c, subject[0] ? subject : "(no subject)");
 	return 0;
 }
 
