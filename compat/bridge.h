@@ -6,12 +6,14 @@
  * our own context (implicitly for "ssl"; for "starttls" it reads the greeting,
  * sends EHLO, requires STARTTLS, upgrades) and reads the greeting.  Then
  * bridge_attach() arms connect(): libESMTP's next connect() to the sentinel
- * address BRIDGE_SENTINEL_HOST:BRIDGE_SENTINEL_PORT receives one end of an
- * AF_UNIX socketpair, private to this process, whose other end a thread
- * relays to and from the server.  Because it sees every byte, the relay
- * replays the greeting, stops the session after a failed AUTH (libESMTP would
- * carry on unauthenticated), refuses MAIL before AUTH when credentials are
- * required, and writes the -v transcript with AUTH masked.
+ * address BRIDGE_SENTINEL_HOST:BRIDGE_SENTINEL_PORT succeeds without
+ * connecting anything, and from then on libESMTP's reads, writes and polls
+ * of that socket run the relay (interpose.h), in libESMTP's own thread:
+ * nothing else in the process, and nothing outside it, can reach the
+ * channel.  Because it sees every byte, the relay replays the greeting,
+ * stops the session after a failed AUTH (libESMTP would carry on
+ * unauthenticated), refuses MAIL before AUTH when credentials are required,
+ * and writes the -v transcript with AUTH masked.
  *
  * Nothing here knows about messages, the queue or the configuration file.
  */
@@ -49,7 +51,7 @@ enum bridge_fail {
 	BF_TLS_HANDSHAKE, /* handshake failed otherwise */
 	BF_AUTH,         /* AUTH refused (reply kept) */
 	BF_NO_AUTH,      /* credentials set, server offers no usable AUTH */
-	BF_IO,           /* local failure (socketpair, thread, memory) */
+	BF_IO,           /* local failure (memory, poll) */
 };
 
 struct bridge_params {
@@ -88,17 +90,18 @@ struct bridge;
 struct bridge *bridge_open(const struct bridge_params *params,
 			   struct bridge_status *st);
 
-/* Arm connect(): libESMTP's next connect() to the sentinel gets this
- * bridge's channel and the relay thread starts.  Returns 0 or -1 (st). */
+/* Arm connect(): libESMTP's next connect() to the sentinel makes its socket
+ * this bridge's channel.  Returns 0 or -1 (st). */
 int bridge_attach(struct bridge *b, struct bridge_status *st);
 
-/* Wait for the relay to end (libESMTP closed its end, or the server did),
- * copy the final status into st, free everything.  Accepts NULL. */
+/* End the relay (after libESMTP's session), close the server connection
+ * (close_notify; the TLS session is saved), copy the final status into st,
+ * free everything.  Accepts NULL. */
 void bridge_close(struct bridge *b, struct bridge_status *st);
 
 /* The BRIDGE_EXT_* bits of the server's last EHLO reply relayed so far.
- * Safe to call from libESMTP's callbacks while the relay runs: the relay
- * records a reply before libESMTP can read it. */
+ * Safe to call from libESMTP's callbacks: the relay records a reply before
+ * libESMTP can read it. */
 unsigned bridge_extensions(const struct bridge *b);
 
 /* A short name for a failure kind ("dns", "tls-certificate", …). */

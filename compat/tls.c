@@ -164,10 +164,12 @@ static int verify_chain(X509_STORE_CTX *sctx, void *arg)
  * provider name map).  libssl 3.0 fetches its ciphers from the provider by
  * name; the legacy table only serves EVP_get_cipherbyname() and cipher
  * NIDs, used by encrypted PEM keys, PKCS#12, DTLS and kernel TLS, none of
- * which a client without a key uses.  The digest table stays: libssl reads
- * digest NIDs (CBC records, signature algorithms) and X509 looks digests
- * up by OID (RSA-PSS certificates); tests/e2e/test_tls_matrix.py covers
- * both.
+ * which a client without a key uses.  The digest table stays: the
+ * certificate check looks a signature's digest up in it to weigh its
+ * strength, and without it refuses every certificate signed with a separate
+ * digest ("CA signature digest algorithm too weak");
+ * tests/e2e/test_tls_matrix.py shows it, across key types, signatures, TLS
+ * versions and cipher suites.
  *
  * Nor the crypto library's error strings (6% of a resumed send's
  * instructions): the reasons a failed handshake shows come from libssl's
