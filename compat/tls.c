@@ -45,6 +45,7 @@ struct tls_conn {
 	char key[65];          /* what a session here was verified for */
 	SSL_SESSION *fresh;    /* the server's newest session, not saved yet */
 	bool offered;          /* a cached session went into the hello */
+	long long offered_expires; /* and when its file said it expires */
 	bool verified;         /* check_peer passed: fresh may be saved */
 	bool store_loaded;     /* the CA store is loaded (lazily) */
 	char ca_error[512];    /* loading the CA store failed: why */
@@ -313,8 +314,10 @@ static void load_session(struct tls_conn *c)
 	der = buf + magic + strlen(head);
 	sess = d2i_SSL_SESSION(NULL, &der, (long)(buf + n - der));
 	if (sess != NULL && SSL_SESSION_is_resumable(sess) &&
-	    SSL_set_session(c->ssl, sess) == 1)
+	    SSL_set_session(c->ssl, sess) == 1) {
 		c->offered = true;
+		c->offered_expires = expires;
+	}
 	SSL_SESSION_free(sess);
 	ERR_clear_error();
 out:
@@ -335,6 +338,14 @@ static void save_session(struct tls_conn *c)
 
 	if (c->fresh == NULL || !c->verified || c->key[0] == '\0' ||
 	    !SSL_SESSION_is_resumable(c->fresh))
+		return;
+	/* A resumed session with half its time left stays: rewriting the
+	 * file for every message (a TLS 1.3 server sends a new ticket each
+	 * time) would cost more than the resumption saves.  The ticket is
+	 * then used again, which lets an observer link connections that come
+	 * from one address to one server anyway. */
+	if (SSL_session_reused(c->ssl) &&
+	    c->offered_expires - now > TLS_SESSION_MAX_AGE / 2)
 		return;
 	life = SSL_SESSION_get_timeout(c->fresh);
 	if (SSL_SESSION_get_ticket_lifetime_hint(c->fresh) > 0 &&

@@ -200,3 +200,27 @@ def test_ctl_test_never_resumes(tmp_path, smtp_server, run_switchmail):
     assert p.returncode == 0, p
     assert b"session resumed" not in p.stdout
     assert resumed(srv, 2) == [False, False]
+
+
+def test_resumed_session_file_is_kept_until_half_its_time_is_gone(tmp_path, smtp_server,
+                                                                 run_switchmail):
+    """A resumed send does not rewrite the file (the server's new ticket
+    would cost a file per message); once less than half of the hour is
+    left, the new session replaces it."""
+    import re
+    import time
+    srv = smtp_server(mode="implicit", auth=USER)
+    send(run_switchmail, conn_cfg(tmp_path, srv))
+    path = cache_file(tmp_path)
+    first = path.read_bytes()
+    send(run_switchmail)
+    assert path.read_bytes() == first
+    soon = int(time.time()) + 600
+    aged = re.sub(rb"expires \d+", b"expires %d" % soon, first)
+    path.write_bytes(aged)
+    send(run_switchmail)
+    assert resumed(srv, 3) == [False, True, True]
+    now = path.read_bytes()
+    assert now != aged
+    expires = int(re.search(rb"expires (\d+)", now).group(1))
+    assert expires > soon + 1200            # a fresh hour (or the server's hint)
