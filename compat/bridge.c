@@ -132,22 +132,28 @@ static void export_status(const struct bridge *b, struct bridge_status *st)
  * that libESMTP, which is told nothing of this, starts with it. */
 static int starttls(struct bridge *b)
 {
-	char greet[NET_INBUF_MAX];
+	char *greet; /* on the heap: the handshake's deep stack stays where
+			the stack already is (a page fault per fresh page) */
 	size_t glen;
 	long n;
+	int r = -1;
 
 	if ((n = net_greeting(&b->net)) < 0)
 		return -1;
 	glen = (size_t)n;
+	if ((greet = malloc(glen ? glen : 1)) == NULL)
+		return fail(b, BF_IO, "out of memory");
 	memcpy(greet, b->net.inbuf, glen);
 	net_transcript(&b->net, "<-", greet, glen);
 	b->greeting_shown = true;
 	net_consume(&b->net, glen);
-	if (net_starttls(&b->net, b->ehlo_name) != 0)
-		return -1;
-	memcpy(b->net.inbuf, greet, glen);
-	b->net.inlen = glen;
-	return 0;
+	if (net_starttls(&b->net, b->ehlo_name) == 0) {
+		memcpy(b->net.inbuf, greet, glen);
+		b->net.inlen = glen;
+		r = 0;
+	}
+	free(greet);
+	return r;
 }
 
 static void bridge_free(struct bridge *b)
