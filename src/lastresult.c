@@ -52,6 +52,8 @@ int lastresult_record(const struct config *cfg, const char *route,
 {
 	char path[PATH_MAX], tmp[PATH_MAX], text[LAST_FILE_MAX];
 	char why[LASTRESULT_ERROR_MAX];
+	struct lastresult prev;
+	long long now;
 	int fd, n, rc = -1;
 
 	if (!last_path(cfg, route, "", "", path, sizeof path) ||
@@ -61,8 +63,17 @@ int lastresult_record(const struct config *cfg, const char *route,
 	}
 	error_printable(why, sizeof why, error ? error : "",
 			error ? strlen(error) : 0);
+	now = (long long)time(NULL);
+	/* The same outcome again within LASTRESULT_REFRESH: the file stays.
+	 * Replacing a file by rename makes ext4 write it back at once
+	 * (auto_da_alloc): a tenth of a millisecond's CPU and more, for every
+	 * message of a burst. */
+	if (lastresult_read(cfg, route, &prev) == 0 && prev.result == result &&
+	    strcmp(prev.error, why) == 0 && now >= prev.time &&
+	    now - prev.time < LASTRESULT_REFRESH)
+		return 0;
 	n = snprintf(text, sizeof text, "time %lld\nresult %s\nerror %s\n",
-		     (long long)time(NULL), lastresult_name(result), why);
+		     now, lastresult_name(result), why);
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
 		return -1;
 	if (fchmod(fd, 0640) == 0 && write(fd, text, (size_t)n) == n)

@@ -4,8 +4,10 @@
  *
  * One small text file per route, queue.dir/last-<route>, replaced at each
  * attempt (temporary file in queue.dir, then rename: a reader never sees
- * half a file).  It is not fsynced: after a crash the previous outcome may
- * show, which only delays the news.  Format, three lines in this order:
+ * half a file) unless it already holds the same outcome (result and error)
+ * from less than LASTRESULT_REFRESH seconds ago: then its time may be that
+ * much older than the last attempt.  It is not fsynced: after a crash the
+ * previous outcome may show, which only delays the news.  Format, three lines in this order:
  *   time 1764355801
  *   result delivered|deferred|refused
  *   error <the server's reply or the session's failure, printable, may be
@@ -17,6 +19,7 @@
 #include "config.h"
 
 #define LASTRESULT_ERROR_MAX 1024 /* bytes of the error kept */
+#define LASTRESULT_REFRESH 60     /* seconds an unchanged outcome stands */
 
 enum lastresult_kind { LAST_NONE, LAST_DELIVERED, LAST_DEFERRED, LAST_REFUSED };
 

@@ -410,6 +410,27 @@ def test_status_after_delivery_and_after_deferral(sample, provider):
     assert re.search(r"last result\s+deferred", text.stdout)
 
 
+def test_last_result_file_is_kept_for_a_repeated_outcome(sample, provider):
+    """A burst of deliveries does not replace queue.dir/last-ROUTE for each
+    message (a rename costs ext4 a write-back): the same outcome within a
+    minute leaves the file as it is; another outcome replaces it at once."""
+    assert ctl(sample, *connect_args(provider),
+               input=PASSWORD.encode() + b"\n").returncode == 0
+    last = sample.parent / "spool" / "last-connector"
+    assert send(sample).returncode == 0
+    first = last.stat()
+    text = last.read_bytes()
+    assert b"result delivered" in text
+    for _ in range(3):
+        assert send(sample).returncode == 0
+    provider.wait_for(4)
+    assert last.read_bytes() == text and last.stat().st_ino == first.st_ino
+    provider.stop()
+    assert send(sample).returncode == 0          # deferred: a new outcome
+    assert b"result deferred" in last.read_bytes()
+    assert last.stat().st_ino != first.st_ino
+
+
 def test_status_of_an_invalid_configuration(sample):
     sample.write_text(sample.read_text().replace(
         "  active = false;", "  active = true;"))    # no host, no from
