@@ -71,13 +71,13 @@ struct bridge {
 
 /* Record a failure (the first one wins, the network's included) and
  * return -1. */
-static int fail(struct bridge *b, enum bridge_fail f, const char *fmt, ...)
+static int fail(struct bridge *b, enum net_fail f, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-static int fail(struct bridge *b, enum bridge_fail f, const char *fmt, ...)
+static int fail(struct bridge *b, enum net_fail f, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (b->st.fail != BF_NONE || b->net.fail != NF_NONE)
+	if (b->st.fail != NF_NONE || b->net.fail != NF_NONE)
 		return -1;
 	b->st.fail = f;
 	va_start(ap, fmt);
@@ -87,39 +87,13 @@ static int fail(struct bridge *b, enum bridge_fail f, const char *fmt, ...)
 }
 
 /* The bridge's name for each network failure class. */
-static enum bridge_fail from_net(enum net_fail f)
-{
-	static const enum bridge_fail map[NF_COUNT] = {
-	    [NF_NONE] = BF_NONE,
-	    [NF_DNS] = BF_DNS,
-	    [NF_REFUSED] = BF_REFUSED,
-	    [NF_UNREACHABLE] = BF_UNREACHABLE,
-	    [NF_CONNECT_TIMEOUT] = BF_CONNECT_TIMEOUT,
-	    [NF_TIMEOUT] = BF_TIMEOUT,
-	    [NF_CLOSED] = BF_CLOSED,
-	    [NF_GREETING] = BF_GREETING,
-	    [NF_NO_STARTTLS] = BF_NO_STARTTLS,
-	    [NF_EXPECTS_TLS] = BF_EXPECTS_TLS,
-	    [NF_EXPECTS_SSL] = BF_EXPECTS_SSL,
-	    [NF_TLS_CERT] = BF_TLS_CERT,
-	    [NF_TLS_PIN] = BF_TLS_PIN,
-	    [NF_TLS_HANDSHAKE] = BF_TLS_HANDSHAKE,
-	    [NF_AUTH] = BF_AUTH,
-	    [NF_NO_AUTH] = BF_NO_AUTH,
-	    [NF_SENDER] = BF_IO,
-	    [NF_IO] = BF_IO,
-	};
-
-	return (unsigned)f < NF_COUNT ? map[f] : BF_IO;
-}
-
 /* The status as the caller sees it: the first failure, whichever layer
  * recorded it, and what the connection learnt. */
 static void export_status(const struct bridge *b, struct bridge_status *st)
 {
 	*st = b->st;
-	if (st->fail == BF_NONE && b->net.fail != NF_NONE) {
-		st->fail = from_net(b->net.fail);
+	if (st->fail == NF_NONE && b->net.fail != NF_NONE) {
+		st->fail = b->net.fail;
 		snprintf(st->msg, sizeof st->msg, "%s", b->net.msg);
 	}
 	snprintf(st->reply, sizeof st->reply, "%s", b->net.reply);
@@ -142,7 +116,7 @@ static int starttls(struct bridge *b)
 		return -1;
 	glen = (size_t)n;
 	if ((greet = malloc(glen ? glen : 1)) == NULL)
-		return fail(b, BF_IO, "out of memory");
+		return fail(b, NF_IO, "out of memory");
 	memcpy(greet, b->net.inbuf, glen);
 	net_transcript(&b->net, "<-", greet, glen);
 	b->greeting_shown = true;
@@ -192,7 +166,7 @@ struct bridge *bridge_open(const struct bridge_params *params,
 
 	memset(st, 0, sizeof *st);
 	if (b == NULL) {
-		st->fail = BF_IO;
+		st->fail = NF_IO;
 		snprintf(st->msg, sizeof st->msg, "out of memory");
 		return NULL;
 	}
@@ -207,7 +181,7 @@ struct bridge *bridge_open(const struct bridge_params *params,
 	init_net(b);
 	if (b->host == NULL || b->ehlo_name == NULL ||
 	    (params->tls.session_file != NULL && b->session_file == NULL))
-		fail(b, BF_IO, "out of memory");
+		fail(b, NF_IO, "out of memory");
 	else if (net_open_tcp(&b->net) == 0) {
 		if (b->p.mode == BRIDGE_STARTTLS)
 			r = starttls(b);
@@ -233,7 +207,7 @@ static int push_cmd(struct bridge *b, enum cmd c)
 		enum cmd *n = malloc(ncap * sizeof *n);
 
 		if (n == NULL)
-			return fail(b, BF_IO, "out of memory");
+			return fail(b, NF_IO, "out of memory");
 		for (size_t i = 0; i < b->pcount; i++)
 			n[i] = b->pending[(b->phead + i) % b->pcap];
 		free(b->pending);
@@ -274,7 +248,7 @@ static int tx_flush(struct bridge *b)
 
 	b->tx_len = 0;
 	if (n > 0 && net_write(&b->net, b->tx, n) != 0)
-		return fail(b, BF_CLOSED, "the connection to %s broke%s",
+		return fail(b, NF_CLOSED, "the connection to %s broke%s",
 			    b->host,
 			    b->cs == CS_LINE ? ""
 					     : " during the message transfer");
@@ -347,13 +321,13 @@ static int client_line(struct bridge *b, const char *line, size_t len)
 	}
 	if (c == C_MAIL && b->p.require_auth && !b->st.authenticated) {
 		if (b->st.auth_offered[0] == '\0')
-			fail(b, BF_NO_AUTH,
+			fail(b, NF_NO_AUTH,
 			     "%s offers no authentication (AUTH) after EHLO, "
 			     "but a username is configured; check the port "
 			     "(587 or 465 for submission) and encryption",
 			     b->host);
 		else
-			fail(b, BF_NO_AUTH,
+			fail(b, NF_NO_AUTH,
 			     "%s offers only AUTH %s, none of which switchmail "
 			     "can use (PLAIN, LOGIN, CRAM-MD5)",
 			     b->host, b->st.auth_offered);
@@ -363,7 +337,7 @@ static int client_line(struct bridge *b, const char *line, size_t len)
 	if (c == C_QUIT)
 		b->quit_sent = true;
 	if (push_cmd(b, c) != 0)
-		return fail(b, BF_IO, "out of memory");
+		return fail(b, NF_IO, "out of memory");
 	return tx(b, line, len);
 }
 
@@ -435,7 +409,7 @@ static int client_bytes(struct bridge *b, const char *p, size_t n)
 
 			take = nl ? (size_t)(nl - p) + 1 : n;
 			if (b->clen + take > sizeof b->cline)
-				return fail(b, BF_IO, "internal: a command line "
+				return fail(b, NF_IO, "internal: a command line "
 						      "over %d octets",
 					    LINE_MAX_KEPT);
 			memcpy(b->cline + b->clen, p, take);
@@ -516,7 +490,7 @@ static void server_reply(struct bridge *b)
 	} else if (c == C_AUTH && code != 334) {
 		b->in_auth = false;
 		net_keep_reply(&b->net, b->reply, b->rlen);
-		fail(b, BF_AUTH, "%s refused the login: %s", b->host,
+		fail(b, NF_AUTH, "%s refused the login: %s", b->host,
 		     b->net.reply);
 		stop_session(b);
 	}
@@ -532,7 +506,7 @@ static int server_line(struct bridge *b, const char *line, size_t len)
 	b->reply_octets += len;
 	if (b->reply_octets > NET_INBUF_MAX) {
 		/* an endless "250-…" reply: no SMTP server does that */
-		fail(b, BF_TIMEOUT,
+		fail(b, NF_TIMEOUT,
 		     "%s sent a reply longer than %d octets; this is not a "
 		     "well-behaved SMTP server",
 		     b->host, NET_INBUF_MAX);
@@ -560,7 +534,7 @@ static int out_append(struct bridge *b, const char *p, size_t n)
 		while (cap < b->out_len + n)
 			cap *= 2;
 		if ((nb = realloc(b->out, cap)) == NULL)
-			return fail(b, BF_IO, "out of memory");
+			return fail(b, NF_IO, "out of memory");
 		b->out = nb;
 		b->out_cap = cap;
 	}
@@ -580,7 +554,7 @@ static int server_bytes(struct bridge *b, const char *p, size_t n)
 		size_t take = nl ? (size_t)(nl - p) + 1 : n;
 
 		if (b->slen + take > sizeof b->sline) {
-			fail(b, BF_TIMEOUT,
+			fail(b, NF_TIMEOUT,
 			     "%s sent a reply line over %d octets; this is not "
 			     "a well-behaved SMTP server",
 			     b->host, BRIDGE_REPLY_MAX);
@@ -613,7 +587,7 @@ static int from_server(struct bridge *b)
 			return 0;
 		if (n <= 0) {
 			if (!b->quit_sent)
-				fail(b, BF_CLOSED,
+				fail(b, NF_CLOSED,
 				     "%s closed the connection%s%s", b->host,
 				     b->net.reply[0] ? " after: " : "",
 				     b->net.reply);
@@ -697,7 +671,7 @@ static short app_ready(void *arg, short events, int timeout_ms)
 			if (r == 0)
 				continue; /* the deadline decides */
 			if (r < 0) {
-				fail(b, BF_IO, "poll failed");
+				fail(b, NF_IO, "poll failed");
 				b->done = true;
 				continue;
 			}
@@ -773,29 +747,4 @@ void bridge_close(struct bridge *b, struct bridge_status *st)
 	if (st != NULL)
 		export_status(b, st);
 	bridge_free(b);
-}
-
-const char *bridge_fail_name(enum bridge_fail f)
-{
-	static const char *const names[] = {
-		[BF_NONE] = "none",
-		[BF_DNS] = "dns",
-		[BF_REFUSED] = "connection-refused",
-		[BF_UNREACHABLE] = "unreachable",
-		[BF_CONNECT_TIMEOUT] = "connect-timeout",
-		[BF_TIMEOUT] = "timeout",
-		[BF_CLOSED] = "connection-closed",
-		[BF_GREETING] = "greeting",
-		[BF_NO_STARTTLS] = "no-starttls",
-		[BF_EXPECTS_TLS] = "port-expects-tls",
-		[BF_EXPECTS_SSL] = "port-expects-ssl",
-		[BF_TLS_CERT] = "tls-certificate",
-		[BF_TLS_PIN] = "tls-pin",
-		[BF_TLS_HANDSHAKE] = "tls-handshake",
-		[BF_AUTH] = "auth",
-		[BF_NO_AUTH] = "no-auth",
-		[BF_IO] = "local-error",
-	};
-
-	return (unsigned)f < sizeof names / sizeof names[0] ? names[f] : "?";
 }

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "net.h"
 #include "tls.h"
 
 #define BRIDGE_SENTINEL_HOST "127.0.0.1"
@@ -31,28 +32,6 @@
 #define BRIDGE_REPLY_MAX 4096 /* octets of one server reply we keep */
 
 enum bridge_mode { BRIDGE_PLAIN, BRIDGE_SSL, BRIDGE_STARTTLS };
-
-/* Why a transport failed.  Every kind is a temporary failure for the queue
- * (the admin or the network will fix it) except where noted. */
-enum bridge_fail {
-	BF_NONE,
-	BF_DNS,          /* host name not found / lookup failed or timed out */
-	BF_REFUSED,      /* TCP connection refused */
-	BF_UNREACHABLE,  /* network or host unreachable */
-	BF_CONNECT_TIMEOUT, /* no TCP answer within the timeout (SYN dropped) */
-	BF_TIMEOUT,      /* the server stopped answering */
-	BF_CLOSED,       /* the server closed the connection */
-	BF_GREETING,     /* greeting other than 220 */
-	BF_NO_STARTTLS,  /* encryption tls, STARTTLS not offered */
-	BF_EXPECTS_TLS,  /* mode ssl, server speaks plaintext SMTP first */
-	BF_EXPECTS_SSL,  /* mode tls/none, server speaks TLS first */
-	BF_TLS_CERT,     /* certificate verification failed */
-	BF_TLS_PIN,      /* pinned fingerprint mismatch */
-	BF_TLS_HANDSHAKE, /* handshake failed otherwise */
-	BF_AUTH,         /* AUTH refused (reply kept) */
-	BF_NO_AUTH,      /* credentials set, server offers no usable AUTH */
-	BF_IO,           /* local failure (memory, poll) */
-};
 
 struct bridge_params {
 	const char *host;       /* as configured: DNS, SNI and name check */
@@ -66,7 +45,7 @@ struct bridge_params {
 };
 
 struct bridge_status {
-	enum bridge_fail fail;
+	enum net_fail fail;          /* NF_NONE, or why (net.h) */
 	char msg[1024];              /* one sentence: what and the fix */
 	char reply[BRIDGE_REPLY_MAX]; /* the server's reply, printable, or "" */
 	char tls_summary[512];       /* "TLSv1.3 TLS_AES_256_GCM_SHA384" …; "" */
@@ -104,7 +83,5 @@ void bridge_close(struct bridge *b, struct bridge_status *st);
  * libESMTP can read it. */
 unsigned bridge_extensions(const struct bridge *b);
 
-/* A short name for a failure kind ("dns", "tls-certificate", …). */
-const char *bridge_fail_name(enum bridge_fail f);
 
 #endif

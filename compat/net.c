@@ -36,6 +36,32 @@ void net_init(struct net_conn *c, const char *host, int port, int timeout,
 	c->used_tls = false;
 }
 
+const char *net_fail_name(enum net_fail f)
+{
+	static const char *const names[NF_COUNT] = {
+	    [NF_NONE] = "none",
+	    [NF_DNS] = "dns",
+	    [NF_REFUSED] = "connection-refused",
+	    [NF_UNREACHABLE] = "unreachable",
+	    [NF_CONNECT_TIMEOUT] = "connect-timeout",
+	    [NF_TIMEOUT] = "timeout",
+	    [NF_CLOSED] = "connection-closed",
+	    [NF_GREETING] = "greeting",
+	    [NF_NO_STARTTLS] = "no-starttls",
+	    [NF_EXPECTS_TLS] = "port-expects-tls",
+	    [NF_EXPECTS_SSL] = "port-expects-ssl",
+	    [NF_TLS_CERT] = "tls-certificate",
+	    [NF_TLS_PIN] = "tls-pin",
+	    [NF_TLS_HANDSHAKE] = "tls-handshake",
+	    [NF_AUTH] = "auth",
+	    [NF_NO_AUTH] = "no-auth",
+	    [NF_SENDER] = "sender-refused",
+	    [NF_IO] = "local-error",
+	};
+
+	return (unsigned)f < NF_COUNT ? names[f] : "?";
+}
+
 int net_error(struct net_conn *c, enum net_fail f, const char *fmt, ...)
 {
 	va_list ap;

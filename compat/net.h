@@ -26,8 +26,11 @@ struct addrinfo;
 
 enum net_mode { NET_PLAIN, NET_SSL, NET_STARTTLS };
 
-/* Why a connection failed.  NF_AUTH … NF_SENDER are SMTP-level classes
- * that net.c never sets; the probe does. */
+/* Why a connection failed: one list for net.c, the bridge and the probe.
+ * NF_AUTH … NF_SENDER are SMTP-level classes that net.c never sets; the
+ * bridge sets NF_AUTH and NF_NO_AUTH, the probe those and NF_SENDER.  For
+ * the queue every kind is a temporary failure (the admin or the network
+ * will fix it). */
 enum net_fail {
 	NF_NONE,
 	NF_DNS,		/* host name not found / lookup failed or timed out */
@@ -46,9 +49,13 @@ enum net_fail {
 	NF_AUTH,	    /* AUTH refused (reply kept) */
 	NF_NO_AUTH,	    /* credentials set, no usable AUTH offered */
 	NF_SENDER,	    /* MAIL FROM refused (reply kept) */
-	NF_IO,		    /* local failure (memory, socket, thread) */
+	NF_IO,		    /* local failure (memory, socket, poll) */
 	NF_COUNT
 };
+
+/* A short name for a failure kind ("dns", "tls-certificate", …), as the
+ * log and the queue's state show it. */
+const char *net_fail_name(enum net_fail f);
 
 struct net_conn {
 	/* set by net_init; strings borrowed until net_close */

@@ -324,13 +324,13 @@ static void session_failed(struct deliver_session *out, const struct route *r,
 {
 	const char *hint = NULL;
 
-	if (st->fail == BF_AUTH)
+	if (st->fail == NF_AUTH)
 		hint = hint_for_reply(HINT_AUTH, r->host, st->reply);
-	else if (st->fail == BF_GREETING)
+	else if (st->fail == NF_GREETING)
 		hint = hint_for_reply(HINT_GREETING, r->host, st->reply);
-	if (hint == NULL && (st->fail == BF_AUTH || st->fail == BF_NO_AUTH))
+	if (hint == NULL && (st->fail == NF_AUTH || st->fail == NF_NO_AUTH))
 		hint = hint_for_host(r->host);
-	out->failure_kind = bridge_fail_name(st->fail);
+	out->failure_kind = net_fail_name(st->fail);
 	snprintf(out->msg, sizeof out->msg, "%s%s%s", st->msg,
 		 hint ? " -> " : "", hint ? hint : "");
 }
@@ -370,7 +370,7 @@ static void collect(struct session_ctx *sc, const struct bridge_status *st,
 				m->refused_whole = true; /* refused at DATA */
 		}
 	}
-	if (st->fail == BF_NONE && unsettled(sc)) {
+	if (st->fail == NF_NONE && unsettled(sc)) {
 		/* libESMTP gave up waiting (its reply timeouts) or the
 		 * dialogue went wrong: the server never gave a final answer */
 		out->failure_kind = "timeout";
@@ -379,7 +379,7 @@ static void collect(struct session_ctx *sc, const struct bridge_status *st,
 			 "the session was abandoned and will be retried",
 			 sc->route->host, sc->route->timeout);
 		fail_all(sc->msgs, sc->n, out->msg);
-	} else if (st->fail != BF_NONE) {
+	} else if (st->fail != NF_NONE) {
 		session_failed(out, sc->route, st);
 		fail_all(sc->msgs, sc->n, out->msg);
 	} else if (!ok) {
