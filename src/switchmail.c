@@ -22,6 +22,7 @@
 #include "runner.h"
 #include "smtpin.h"
 #include "submit.h"
+#include "verify.h"
 
 #ifndef SWITCHMAIL_VERSION
 #define SWITCHMAIL_VERSION "0.1.0"
@@ -100,9 +101,9 @@ static int dispatch(const struct options *o, const struct config *cfg,
 	case MODE_SMTP:
 		return smtpin_run(o, cfg, err);
 	case MODE_VERIFY:
-		return submit_verify(o, cfg, stdout, err);
+		return verify_recipients(o, cfg, stdout, err);
 	case MODE_ALIASES:
-		return submit_aliases(cfg, stdout, err);
+		return verify_aliases(cfg, stdout, err);
 	default:
 		return error_set(err, EX_USAGE,
 				 "this mode is not available yet in this "
