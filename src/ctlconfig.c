@@ -3,7 +3,8 @@
  *
  *   providers [NAME]    the presets of providers.conf, or one in detail
  *   connect [--provider P] [--host H] [--port N] [--encryption E]
- *           [--username U] [--from F] [--password-stdin] [--force]
+ *           [--username U] [--from F] [--tls-ca-file PEM]
+ *           [--tls-fingerprint sha256:HEX] [--password-stdin] [--force]
  *   disconnect          connector.active = false, nothing else touched
  *   status              routes, settings, queue counts, last results
  *
@@ -241,12 +242,25 @@ int ctl_providers(struct ctl *c, int argc, char **argv, struct sm_error *err)
 /* ---- connect: the settings --------------------------------------------- */
 
 /* The connector settings connect reads and writes. */
-enum ckey { K_PROVIDER, K_HOST, K_PORT, K_ENC, K_USER, K_PASS, K_FROM, NKEYS };
+enum ckey {
+	K_PROVIDER,
+	K_HOST,
+	K_PORT,
+	K_ENC,
+	K_USER,
+	K_PASS,
+	K_FROM,
+	K_CA,
+	K_PIN,
+	NKEYS
+};
 
 static const char *const ckey_names[NKEYS] = {
-    [K_PROVIDER] = "provider", [K_HOST] = "host",     [K_PORT] = "port",
-    [K_ENC] = "encryption",    [K_USER] = "username", [K_FROM] = "from",
-    [K_PASS] = "password"};
+    [K_PROVIDER] = "provider", [K_HOST] = "host",
+    [K_PORT] = "port",	       [K_ENC] = "encryption",
+    [K_USER] = "username",     [K_FROM] = "from",
+    [K_PASS] = "password",     [K_CA] = "tls_ca_file",
+    [K_PIN] = "tls_fingerprint"};
 
 struct connect_args {
 	const char *v[NKEYS]; /* from argv (K_PASS never) */
@@ -265,6 +279,8 @@ static const struct {
     {"--encryption", K_ENC, 0},
     {"--username", K_USER, 0},
     {"--from", K_FROM, 0},
+    {"--tls-ca-file", K_CA, 0},
+    {"--tls-fingerprint", K_PIN, 0},
     {"--password-stdin", -1, offsetof(struct connect_args, password_stdin)},
     {"--force", -1, offsetof(struct connect_args, force)},
 };
@@ -272,6 +288,7 @@ static const struct {
 #define CONNECT_USAGE                                                          \
 	"usage: switchmailctl connect [--provider P] [--host H] [--port N] "   \
 	"[--encryption none|ssl|tls] [--username U] [--from F] "               \
+	"[--tls-ca-file PEM] [--tls-fingerprint sha256:HEX] "                  \
 	"[--password-stdin] [--force] [--json]"
 
 /* One word of argv at *i; -1 with err when it is not an option. */

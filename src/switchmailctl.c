@@ -38,7 +38,8 @@ static const struct {
 	 false},
 	{"connect", ctl_connect,
 	 "connect [--provider P] [--host H] [--port N] [--encryption E] "
-	 "[--username U] [--from F] [--password-stdin] [--force]   test, "
+	 "[--username U] [--from F] [--tls-ca-file PEM] "
+	 "[--tls-fingerprint sha256:HEX] [--password-stdin] [--force]   test, "
 	 "then send through the provider",
 	 true},
 	{"disconnect", ctl_disconnect,

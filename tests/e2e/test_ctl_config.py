@@ -491,3 +491,47 @@ def test_preset_needing_a_host_asks_for_it(sample):
             "--password-stdin", input=b"x\n")
     assert r.returncode == EX_USAGE, r
     assert "proN.mail.ovh.net" in r.stderr
+
+
+# --------------------------------------------------------------------------
+# connect --tls-fingerprint / --tls-ca-file
+
+
+def test_connect_pins_a_self_signed_server(sample, smtp_server, pki):
+    """Proton Mail Bridge's case: a self-signed certificate fails the test,
+    which names the fingerprint; connect --tls-fingerprint with it passes
+    and writes the pin; an empty value takes it away again."""
+    bridge = smtp_server(mode="starttls", auth=(USER, PASSWORD),
+                         cert=pki.self_signed, name="bridge")
+    before = sample.read_text()
+    r = ctl(sample, *connect_args(bridge), input=PASSWORD.encode() + b"\n")
+    assert r.returncode == EX_TEMPFAIL, r
+    assert "self-signed" in r.stdout + r.stderr
+    assert pki.self_signed.pin in r.stdout + r.stderr
+    assert sample.read_text() == before                   # nothing saved
+
+    r = ctl(sample, *connect_args(bridge, "--tls-fingerprint",
+                                  "sha256:" + pki.self_signed.fingerprint_colons),
+            input=PASSWORD.encode() + b"\n")
+    assert r.returncode == 0, r
+    text = sample.read_text()
+    assert re.search(r'tls_fingerprint = "sha256:[0-9a-fA-F:]{64,95}";', text)
+    assert "active = true;" in text
+
+    r = ctl(sample, "connect", "--tls-fingerprint", "", "--force")
+    assert r.returncode == 0, r              # saved, but the test failed again
+    assert "self-signed" in r.stdout + r.stderr
+    assert 'tls_fingerprint = "";' in sample.read_text()
+
+
+def test_connect_tls_ca_file_is_checked_and_written(sample, provider, pki, tmp_path):
+    r = ctl(sample, *connect_args(provider, "--tls-ca-file", "relative/ca.pem"),
+            input=PASSWORD.encode() + b"\n")
+    assert r.returncode == EX_CONFIG, r
+    assert "tls_ca_file" in r.stderr and "absolute" in r.stderr
+    ca = tmp_path / "provider-ca.pem"
+    ca.write_bytes(Path(pki.server.ca).read_bytes())
+    r = ctl(sample, *connect_args(provider, "--tls-ca-file", ca),
+            input=PASSWORD.encode() + b"\n")
+    assert r.returncode == 0, r
+    assert f'tls_ca_file = "{ca}";' in sample.read_text()
