@@ -646,24 +646,31 @@ static short app_ready(void *arg, short events, int timeout_ms)
 
 	if ((events & POLLIN) && !b->done && tx_flush(b) != 0)
 		b->done = true;
-	while (events & POLLIN) {
+	/* The server is looked at once even when the time is up: libESMTP
+	 * polls with no timeout between pipelined commands and BDAT chunks,
+	 * to hear early of a refusal (a 552 to the first chunk stops the
+	 * rest). */
+	for (bool looked = false; events & POLLIN; looked = true) {
 		struct pollfd pfd = {.fd = b->net.fd, .events = POLLIN};
-		int wait, r;
+		int wait = -1, r;
 
 		if (b->out_len > b->out_off || b->done) {
 			rev = (short)(rev | POLLIN);
 			break;
 		}
-		if (rev != 0)
+		if (rev != 0 && looked)
 			break; /* writable now: no waiting */
 		if (b->net.tc == NULL || !tls_pending(b->net.tc)) {
-			wait = -1;
-			if (deadline >= 0) {
-				long long left = deadline - tls_now_ms();
+			if (deadline >= 0 || rev != 0) {
+				long long left = deadline >= 0
+						     ? deadline - tls_now_ms()
+						     : 0;
 
-				if (left <= 0)
+				if (left <= 0 && looked)
 					break; /* libESMTP's timeout */
-				wait = left > 60000 ? 60000 : (int)left;
+				wait = rev != 0 || left <= 0 ? 0
+				       : left > 60000	    ? 60000
+							    : (int)left;
 			}
 			r = poll(&pfd, 1, wait);
 			if (r < 0 && errno == EINTR)

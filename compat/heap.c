@@ -5,6 +5,7 @@
 #include "heap.h"
 
 #include <malloc.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -24,6 +25,16 @@ void heap_setup(void)
 	mallopt(M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD);
 }
 
+/* Whether malloc's blocks come from [lo, hi), the break's heap. */
+static bool on_brk_heap(uintptr_t lo, uintptr_t hi)
+{
+	void *volatile p = malloc(1);
+	uintptr_t a = (uintptr_t)p;
+
+	free(p);
+	return p != NULL && a >= lo && a < hi;
+}
+
 void heap_prefault(size_t bytes)
 {
 	long page = sysconf(_SC_PAGESIZE);
@@ -41,11 +52,11 @@ void heap_prefault(size_t bytes)
 		mi = mallinfo2();
 	}
 	/* keepcost is the size of the top chunk, which ends at the break
-	 * when the heap is contiguous (it is unless brk failed; then this
-	 * range lies in memory already in use, which populating leaves as
-	 * it is). */
+	 * when the main heap is contiguous; it is not when brk failed and
+	 * malloc went on with mmap: then nothing is done. */
 	top = (uintptr_t)sbrk(0);
-	if (top == (uintptr_t)-1 || mi.keepcost == 0 || mi.keepcost > top)
+	if (top == (uintptr_t)-1 || mi.keepcost == 0 || mi.keepcost > top ||
+	    mi.arena > top || !on_brk_heap(top - mi.arena, top))
 		return;
 	start = (top - mi.keepcost + (uintptr_t)page - 1) &
 		~((uintptr_t)page - 1);

@@ -65,17 +65,33 @@ int connect(int fd, const struct sockaddr *sa, socklen_t len)
 	return (int)syscall(SYS_connect, fd, sa, len);
 }
 
+/* A call that succeeds leaves errno as it was, as the kernel's do: the
+ * relay's own I/O (a send that met a full socket buffer and waited) must
+ * not show through.  libESMTP sets errno to 0 before a message chunk and
+ * drops the connection if it is not 0 afterwards. */
 ssize_t read(int fd, void *buf, size_t n)
 {
-	if (fd == hooked_fd && fd >= 0)
-		return hooked_ops->read(hooked_arg, buf, n);
+	if (fd == hooked_fd && fd >= 0) {
+		int saved = errno;
+		ssize_t r = hooked_ops->read(hooked_arg, buf, n);
+
+		if (r >= 0)
+			errno = saved;
+		return r;
+	}
 	return (ssize_t)syscall(SYS_read, fd, buf, n);
 }
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
-	if (fd == hooked_fd && fd >= 0)
-		return hooked_ops->write(hooked_arg, buf, n);
+	if (fd == hooked_fd && fd >= 0) {
+		int saved = errno;
+		ssize_t r = hooked_ops->write(hooked_arg, buf, n);
+
+		if (r >= 0)
+			errno = saved;
+		return r;
+	}
 	return (ssize_t)syscall(SYS_write, fd, buf, n);
 }
 
@@ -84,9 +100,11 @@ int close(int fd)
 	if (fd == hooked_fd && fd >= 0) {
 		const struct interpose_ops *ops = hooked_ops;
 		void *arg = hooked_arg;
+		int saved = errno;
 
 		interpose_hook(-1, NULL, NULL);
 		ops->closed(arg);
+		errno = saved;
 	}
 	return (int)syscall(SYS_close, fd);
 }
@@ -96,7 +114,7 @@ int close(int fd)
 static int poll_hooked(struct pollfd *fds, nfds_t n, int timeout)
 {
 	short events = 0, rev;
-	int ready = 0;
+	int ready = 0, saved = errno;
 
 	for (nfds_t i = 0; i < n; i++) {
 		if (fds[i].fd != hooked_fd) {
@@ -111,6 +129,7 @@ static int poll_hooked(struct pollfd *fds, nfds_t n, int timeout)
 		    (short)(rev & (fds[i].events | POLLERR | POLLHUP));
 		ready += fds[i].revents != 0;
 	}
+	errno = saved;
 	return ready;
 }
 
@@ -135,3 +154,23 @@ int poll(struct pollfd *fds, nfds_t n, int timeout)
 	return (int)syscall(SYS_ppoll, fds, n, tp, NULL, (size_t)8);
 }
 #pragma GCC diagnostic pop
+
+/* A library built with _FORTIFY_SOURCE may call these instead of poll()
+ * and read(); they must reach the hook too.  Same checks as glibc's. */
+extern void __chk_fail(void) __attribute__((noreturn));
+int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen);
+ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen);
+
+int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
+{
+	if (fdslen / sizeof *fds < n)
+		__chk_fail();
+	return poll(fds, n, timeout);
+}
+
+ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	if (n > buflen)
+		__chk_fail();
+	return read(fd, buf, n);
+}

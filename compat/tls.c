@@ -34,7 +34,7 @@
 #define TLS_HEAP_APPETITE ((size_t)640 * 1024)
 
 #define TLS_SESSION_FILE_MAX 8192 /* octets of a session file we read */
-#define TLS_SESSION_MAGIC "switchmail-tls-session 1\n"
+#define TLS_SESSION_MAGIC "switchmail-tls-session 2\n"
 
 struct tls_conn {
 	SSL_CTX *ctx;
@@ -46,6 +46,7 @@ struct tls_conn {
 	SSL_SESSION *fresh;    /* the server's newest session, not saved yet */
 	bool offered;          /* a cached session went into the hello */
 	long long offered_expires; /* and when its file said it expires */
+	long long offered_verified; /* and when its chain was last checked */
 	bool verified;         /* check_peer passed: fresh may be saved */
 	bool store_loaded;     /* the CA store is loaded (lazily) */
 	char ca_error[512];    /* loading the CA store failed: why */
@@ -195,20 +196,31 @@ static void session_key(const char *host, const struct tls_params *p,
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int n = 0;
-	char text[2048];
+	char meta[128];
 	struct stat sb = {0};
+	const char *fields[5];
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	bool ok;
 
 	if (p->ca_file != NULL)
 		(void)stat(p->ca_file, &sb);
-	snprintf(text, sizeof text, "%s\n%s\n%lld.%ld %lld\n%s\n%d\n", host,
-		 p->ca_file != NULL ? p->ca_file : "(system store)",
+	snprintf(meta, sizeof meta, "%lld.%ld %lld verify=%d",
 		 (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec,
-		 (long long)sb.st_size,
-		 p->fingerprint != NULL ? p->fingerprint : "", p->verify);
+		 (long long)sb.st_size, p->verify);
+	fields[0] = host;
+	fields[1] = p->ca_file != NULL ? p->ca_file : "(system store)";
+	fields[2] = meta;
+	fields[3] = p->fingerprint != NULL ? p->fingerprint : "";
+	fields[4] = "switchmail-tls-session 1";
+	/* Each field whole, with its terminating NUL: none can run into the
+	 * next, whatever its length. */
+	ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+	for (size_t i = 0; ok && i < sizeof fields / sizeof fields[0]; i++)
+		ok = EVP_DigestUpdate(ctx, fields[i], strlen(fields[i]) + 1) == 1;
+	ok = ok && EVP_DigestFinal_ex(ctx, md, &n) == 1 && n >= 32;
+	EVP_MD_CTX_free(ctx);
 	out[0] = '\0';
-	if (EVP_Digest(text, strlen(text), md, &n, EVP_sha256(), NULL) != 1)
-		return;
-	for (unsigned int i = 0; i < n && i < 32; i++)
+	for (unsigned int i = 0; ok && i < 32; i++)
 		snprintf(out + 2 * (size_t)i, 3, "%02x", md[i]);
 }
 
@@ -279,8 +291,8 @@ static void load_session(struct tls_conn *c)
 {
 	unsigned char buf[TLS_SESSION_FILE_MAX];
 	const unsigned char *der;
-	char head[128];
-	long long expires = 0;
+	char head[160];
+	long long expires = 0, verified = 0, now = (long long)time(NULL);
 	size_t magic = strlen(TLS_SESSION_MAGIC), n = 0;
 	ssize_t r;
 	int fd = open(c->session_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -293,12 +305,14 @@ static void load_session(struct tls_conn *c)
 	       (r = read(fd, buf + n, sizeof buf - n)) > 0)
 		n += (size_t)r;
 	close(fd);
-	/* "<magic>key <hex>\nexpires <unix time>\n" then the DER */
+	/* "<magic>key <hex>\nexpires <unix time>\nverified <unix time>\n"
+	 * then the DER */
 	if (n <= magic || memcmp(buf, TLS_SESSION_MAGIC, magic) != 0)
 		goto out;
 	snprintf(head, sizeof head, "%.*s", (int)(n - magic),
 		 (const char *)buf + magic);
 	if ((nl = strchr(head, '\n')) == NULL ||
+	    (nl = strchr(nl + 1, '\n')) == NULL ||
 	    (nl = strchr(nl + 1, '\n')) == NULL)
 		goto out;
 	nl[1] = '\0';
@@ -308,8 +322,16 @@ static void load_session(struct tls_conn *c)
 		goto out;
 	errno = 0;
 	expires = strtoll(head + 77, &end, 10);
-	if (errno != 0 || end == head + 77 || *end != '\n' ||
-	    expires <= (long long)time(NULL))
+	if (errno != 0 || end == head + 77 ||
+	    strncmp(end, "\nverified ", 10) != 0)
+		goto out;
+	verified = strtoll(end + 10, &end, 10);
+	/* Expired; or longer to live than we ever grant (not our file);
+	 * or a chain of resumptions that has not seen the certificate for
+	 * TLS_SESSION_VERIFY_MAX: a full handshake checks it again. */
+	if (errno != 0 || *end != '\n' || expires <= now ||
+	    expires > now + TLS_SESSION_MAX_AGE || verified > now + 60 ||
+	    now - verified > TLS_SESSION_VERIFY_MAX)
 		goto out;
 	der = buf + magic + strlen(head);
 	sess = d2i_SSL_SESSION(NULL, &der, (long)(buf + n - der));
@@ -317,6 +339,7 @@ static void load_session(struct tls_conn *c)
 	    SSL_set_session(c->ssl, sess) == 1) {
 		c->offered = true;
 		c->offered_expires = expires;
+		c->offered_verified = verified;
 	}
 	SSL_SESSION_free(sess);
 	ERR_clear_error();
@@ -330,7 +353,7 @@ static void save_session(struct tls_conn *c)
 {
 	unsigned char *der = NULL, out[TLS_SESSION_FILE_MAX];
 	char head[160], tmp[4200];
-	long long now = (long long)time(NULL), expires;
+	long long now = (long long)time(NULL), expires, verified;
 	long life;
 	size_t len;
 	int n, fd;
@@ -363,8 +386,10 @@ static void save_session(struct tls_conn *c)
 	OPENSSL_clear_free(der, (size_t)n);
 	if (len == 0)
 		return;
-	n = snprintf(head, sizeof head, "%skey %s\nexpires %lld\n",
-		     TLS_SESSION_MAGIC, c->key, expires);
+	/* A resumed session keeps the time its chain was checked. */
+	verified = SSL_session_reused(c->ssl) ? c->offered_verified : now;
+	n = snprintf(head, sizeof head, "%skey %s\nexpires %lld\nverified %lld\n",
+		     TLS_SESSION_MAGIC, c->key, expires, verified);
 	if (n < 0 || (size_t)n >= sizeof head ||
 	    snprintf(tmp, sizeof tmp, "%s.XXXXXX", c->session_file) >=
 		(int)sizeof tmp)

@@ -24,6 +24,9 @@ struct tls_params {
  * these trust settings (the file's key), so it is the server checked then.
  * Postfix keeps such a cache too (smtp_tls_session_cache_database). */
 #define TLS_SESSION_MAX_AGE 3600
+/* However often it is resumed, a session whose certificate was last
+ * checked this long ago is not offered: the next handshake is a full one. */
+#define TLS_SESSION_VERIFY_MAX 86400
 
 enum tls_result { TLS_OK, TLS_ERR_CERT, TLS_ERR_PIN, TLS_ERR_HANDSHAKE,
 		  TLS_ERR_PLAINTEXT, TLS_ERR_TIMEOUT, TLS_ERR_CLOSED };

@@ -72,7 +72,7 @@ def test_cache_file_is_the_groups_and_holds_no_certificate_or_password(
     path = cache_file(tmp_path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o660
     data = path.read_bytes()
-    assert data.startswith(b"switchmail-tls-session 1\nkey ")
+    assert data.startswith(b"switchmail-tls-session 2\nkey ")
     der = x509.load_pem_x509_certificate(Path(pki.server.cert).read_bytes()) \
         .public_bytes(serialization.Encoding.DER)
     assert der not in data              # the peer certificate is not kept
@@ -160,7 +160,7 @@ def test_bad_cache_file_means_a_full_handshake(tmp_path, smtp_server, run_switch
     send(run_switchmail)
     assert resumed(srv, 2) == [False, False]
     assert len(srv.wait_for(2)) == 2
-    assert path.read_bytes().startswith(b"switchmail-tls-session 1\n")  # replaced
+    assert path.read_bytes().startswith(b"switchmail-tls-session 2\n")  # replaced
 
 
 def test_session_of_another_server_is_refused_then_replaced(tmp_path, smtp_server,
@@ -224,3 +224,27 @@ def test_resumed_session_file_is_kept_until_half_its_time_is_gone(tmp_path, smtp
     assert now != aged
     expires = int(re.search(rb"expires (\d+)", now).group(1))
     assert expires > soon + 1200            # a fresh hour (or the server's hint)
+
+
+@pytest.mark.parametrize("edit", ["checked a day ago", "lives too long"])
+def test_old_or_overlong_session_is_not_offered(tmp_path, smtp_server, run_switchmail, edit):
+    """Resumed again and again, a session still gets a full handshake (the
+    certificate checked anew) once its chain was last checked a day ago;
+    a file promising more than the hour we ever grant is not ours."""
+    import re
+    import time
+    srv = smtp_server(mode="implicit", auth=USER)
+    send(run_switchmail, conn_cfg(tmp_path, srv))
+    path = cache_file(tmp_path)
+    data = path.read_bytes()
+    now = int(time.time())
+    if edit == "checked a day ago":
+        data = re.sub(rb"verified \d+", b"verified %d" % (now - 86400 - 60), data)
+    else:
+        data = re.sub(rb"expires \d+", b"expires %d" % (now + 7200), data)
+    path.write_bytes(data)
+    send(run_switchmail)
+    send(run_switchmail)
+    assert resumed(srv, 3) == [False, False, True]
+    verified = int(re.search(rb"verified (\d+)", path.read_bytes()).group(1))
+    assert verified >= now - 5
