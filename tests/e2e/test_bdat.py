@@ -11,29 +11,33 @@ from conftest import make_config
 EX_OK = 0
 
 
-class ChunkServer:
-    """One connection: PIPELINING and CHUNKING offered; every BDAT chunk
-    accepted ("ok"), or the first one refused with 552 ("refuse")."""
+class ChunkingServer:
+    """One connection on 127.0.0.1 offering PIPELINING and CHUNKING; each
+    BDAT chunk goes to chunk(conn, f, size), which reads it and replies.
+    rcvbuf sets a small receive buffer."""
 
-    def __init__(self, mode):
-        self.mode = mode
+    def __init__(self, rcvbuf=None):
         self.sock = socket.socket()
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(1)
         self.port = self.sock.getsockname()[1]
         self.octets = 0           # everything received, commands and chunks
         self.chunks = 0
-        self.body = b""
+        self.body = bytearray()
         self.verbs = []
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
+    def chunk(self, conn, f, size):
+        raise NotImplementedError
+
     def _serve(self):
         conn, _ = self.sock.accept()
         conn.settimeout(20)
-        f = conn.makefile("rb")
+        f = conn.makefile("rb", buffering=0)
         conn.sendall(b"220 chunks.test ESMTP\r\n")
-        refused = False
         try:
             while True:
                 line = f.readline()
@@ -46,18 +50,8 @@ class ChunkServer:
                     conn.sendall(b"250-chunks.test\r\n250-PIPELINING\r\n"
                                  b"250-CHUNKING\r\n250 8BITMIME\r\n")
                 elif verb == b"BDAT":
-                    n = int(line.split()[1])
-                    data = f.read(n)
-                    self.octets += len(data)
-                    self.body += data
                     self.chunks += 1
-                    if self.mode == "refuse" and not refused:
-                        refused = True
-                        conn.sendall(b"552 5.3.4 Message too big for this mailbox\r\n")
-                    elif refused:
-                        conn.sendall(b"503 5.5.1 No transaction\r\n")
-                    else:
-                        conn.sendall(b"250 2.0.0 chunk ok\r\n")
+                    self.chunk(conn, f, int(line.split()[1]))
                 elif verb == b"QUIT":
                     conn.sendall(b"221 2.0.0 bye\r\n")
                     break
@@ -68,6 +62,38 @@ class ChunkServer:
         finally:
             conn.close()
             self.sock.close()
+
+    def take(self, f, size, pause=0.0):
+        """Read size octets of a chunk (pausing between reads if asked)."""
+        import time
+        while size > 0:
+            data = f.read(min(size, 65536))
+            if not data:
+                raise OSError("closed in a chunk")
+            self.body += data
+            self.octets += len(data)
+            size -= len(data)
+            if pause:
+                time.sleep(pause)
+
+
+class ChunkServer(ChunkingServer):
+    """Every chunk accepted ("ok"), or the first one refused with 552 and
+    the later ones with 503 ("refuse")."""
+
+    def __init__(self, mode):
+        self.mode, self.refused = mode, False
+        super().__init__()
+
+    def chunk(self, conn, f, size):
+        self.take(f, size)
+        if self.mode == "refuse" and not self.refused:
+            self.refused = True
+            conn.sendall(b"552 5.3.4 Message too big for this mailbox\r\n")
+        elif self.refused:
+            conn.sendall(b"503 5.5.1 No transaction\r\n")
+        else:
+            conn.sendall(b"250 2.0.0 chunk ok\r\n")
 
 
 def config(tmp_path, srv):
@@ -91,7 +117,7 @@ def test_bdat_chunks_arrive_whole(tmp_path, run_switchmail):
     srv.thread.join(10)
     assert "BDAT" in srv.verbs and "DATA" not in srv.verbs
     assert srv.chunks >= 2
-    assert srv.body.endswith(text)
+    assert bytes(srv.body).endswith(text)
 
 
 def test_refused_first_chunk_stops_the_transfer(tmp_path, run_switchmail):
@@ -109,56 +135,16 @@ def test_refused_first_chunk_stops_the_transfer(tmp_path, run_switchmail):
     assert srv.octets < 4_000_000, f"{srv.octets} octets after the refusal ({srv.chunks} chunks)"
 
 
-class SlowReader:
-    """CHUNKING offered, with a small receive buffer and chunks read
-    slowly: the client's sends meet a full socket buffer and must wait."""
+class SlowReader(ChunkingServer):
+    """A small receive buffer and chunks read slowly: the client's sends
+    meet a full socket buffer and must wait."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1)
-        self.port = self.sock.getsockname()[1]
-        self.data = b""
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(rcvbuf=4096)
 
-    def _serve(self):
-        import time
-        conn, _ = self.sock.accept()
-        conn.settimeout(20)
-        f = conn.makefile("rb", buffering=0)
-        conn.sendall(b"220 slow.test ESMTP\r\n")
-        got = bytearray()
-        try:
-            while True:
-                line = f.readline()
-                if not line:
-                    break
-                verb = line.split(b" ", 1)[0].strip().upper()
-                if verb == b"EHLO":
-                    conn.sendall(b"250-slow.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n")
-                elif verb == b"BDAT":
-                    left = int(line.split()[1])
-                    while left > 0:
-                        chunk = f.read(min(left, 65536))
-                        if not chunk:
-                            return
-                        got += chunk
-                        left -= len(chunk)
-                        time.sleep(0.001)
-                    conn.sendall(b"250 2.0.0 chunk taken\r\n")
-                elif verb == b"QUIT":
-                    conn.sendall(b"221 2.0.0 bye\r\n")
-                    break
-                else:
-                    conn.sendall(b"250 2.0.0 ok\r\n")
-        except OSError:
-            pass
-        finally:
-            self.data = bytes(got)
-            conn.close()
-            self.sock.close()
+    def chunk(self, conn, f, size):
+        self.take(f, size, pause=0.001)
+        conn.sendall(b"250 2.0.0 chunk taken\r\n")
 
 
 def test_slow_reading_server_gets_the_whole_message(tmp_path, run_switchmail):
@@ -171,4 +157,4 @@ def test_slow_reading_server_gets_the_whole_message(tmp_path, run_switchmail):
                        config(tmp_path, srv))
     assert r.returncode == EX_OK, r
     srv.thread.join(20)
-    assert srv.data.endswith(text)
+    assert bytes(srv.body).endswith(text)
