@@ -15,9 +15,10 @@
 #include <stddef.h>
 
 /* Heap policy for the whole process; call before any thread starts.  One
- * malloc arena (the bridge thread shares the main heap instead of mapping an
- * arena of its own), blocks below 1 MiB from the heap rather than from
- * mmap/munmap pairs, and no trimming of the top below 2 MiB. */
+ * malloc arena (a helper thread, such as the resolver's, shares the main
+ * heap instead of mapping an arena of its own), blocks below 1 MiB from the
+ * heap rather than from mmap/munmap pairs, and no trimming of the top below
+ * 2 MiB. */
 void heap_setup(void);
 
 /* Make sure the free top of the main heap holds at least `bytes` and map

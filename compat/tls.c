@@ -738,11 +738,6 @@ nomem:
 	return TLS_ERR_HANDSHAKE;
 }
 
-bool tls_resumed(struct tls_conn *c)
-{
-	return c != NULL && c->ssl != NULL && SSL_session_reused(c->ssl);
-}
-
 long tls_read(struct tls_conn *c, void *buf, size_t len)
 {
 	int n = SSL_read(c->ssl, buf, len > 65536 ? 65536 : (int)len);

@@ -57,9 +57,6 @@ bool tls_pending(struct tls_conn *c);
  * "TLSv1.3 TLS_AES_256_GCM_SHA384, session resumed". */
 void tls_describe(struct tls_conn *c, char *buf, size_t size);
 
-/* Whether the handshake resumed a cached session. */
-bool tls_resumed(struct tls_conn *c);
-
 /* Save the newest verified session (when a session_file was given), send
  * close_notify (best effort) and free.  Does not close fd.  NULL ok. */
 void tls_close(struct tls_conn *c);
